@@ -1,0 +1,176 @@
+"""The `lite-env` command: parses arguments, runs the stages, renders results and errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.table import Table
+
+from lite_env import __version__
+from lite_env.cache import ENV_VAR, cache_dir
+from lite_env.errors import LiteEnvError
+from lite_env.install import install_prefix
+from lite_env.lock import lock_environment, locked_records
+from lite_env.progress import install_progress, stderr
+from lite_env.solve import solve
+from lite_env.spec import EnvSpec, read_spec
+
+DEFAULT_ENVIRONMENT = "environment.yml"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and leave the process with its exit code.
+
+    The exit goes through os._exit: py-rattler's runtime can crash while the interpreter
+    shuts down (after the work is done), which would turn a success into exit 134 or 139.
+    """
+    code = run(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code: 0 done, 1 a user error, 130 interrupted."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.command(args)
+    except LiteEnvError as error:
+        stderr.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
+        if error.hint:
+            stderr.print(error.hint, soft_wrap=True, markup=False)
+        return 1
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lite-env",
+        description="Ship a conda environment (emscripten-wasm32 + noarch) into JupyterLite's"
+        " Pyodide kernel: solve, lock, fetch and install it.",
+    )
+    parser.add_argument("--version", action="version", version=f"lite-env {__version__}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    solve_parser = commands.add_parser(
+        "solve",
+        help="solve an environment file and print the packages",
+        description="Solve the environment for emscripten-wasm32 + noarch and print the"
+        " solution (nothing is written).",
+    )
+    _add_common(solve_parser)
+    solve_parser.add_argument("--json", action="store_true", help="print the records as JSON")
+    solve_parser.set_defaults(command=cmd_solve)
+
+    lock_parser = commands.add_parser(
+        "lock",
+        help="solve and write environment.lock",
+        description="Solve the environment and write its lock (environment.yml →"
+        " environment.lock, rattler/pixi lock format). Packages an existing lock pins stay"
+        " as they are unless the spec needs otherwise or --update names them.",
+    )
+    _add_common(lock_parser)
+    lock_parser.add_argument(
+        "--update", metavar="NAME", nargs="+", default=[], help="re-solve these packages"
+    )
+    lock_parser.set_defaults(command=cmd_lock)
+
+    install_parser = commands.add_parser(
+        "install",
+        help="fetch and install the environment into a prefix",
+        description="Fetch, verify (sha256) and install the environment for emscripten-wasm32"
+        " into a prefix. Without --locked the lock is updated first, as `lite-env lock` does.",
+    )
+    _add_common(install_parser)
+    install_parser.add_argument(
+        "-p", "--prefix", type=Path, required=True, help="the folder to install into (replaced)"
+    )
+    install_parser.add_argument(
+        "--locked", action="store_true", help="install exactly the lock; fail if it is out of date"
+    )
+    install_parser.set_defaults(command=cmd_install)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "environment",
+        nargs="?",
+        type=Path,
+        default=Path(DEFAULT_ENVIRONMENT),
+        help=f"the conda environment file (default: {DEFAULT_ENVIRONMENT})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help=f"where downloads are cached (default: ${ENV_VAR} or the user cache folder)",
+    )
+
+
+def _spec(args: argparse.Namespace) -> EnvSpec:
+    spec = read_spec(args.environment)
+    for warning in spec.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    return spec
+
+
+def cmd_solve(args: argparse.Namespace) -> None:
+    records = solve(_spec(args), cache_dir=cache_dir(args.cache_dir))
+    if args.json:
+        print(json.dumps([_record_json(r) for r in records], indent=2))
+        return
+    table = Table("name", "version", "build", "channel", "size", box=None)
+    for record in records:
+        table.add_row(
+            record.name.normalized,
+            str(record.version),
+            str(record.build),
+            f"{record.channel}/{record.subdir}",
+            decimal(record.size) if record.size else "-",
+        )
+    Console(highlight=False).print(table)
+
+
+def cmd_lock(args: argparse.Namespace) -> None:
+    spec = _spec(args)
+    lock = lock_environment(spec, cache_dir=cache_dir(args.cache_dir), update=args.update)
+    stderr.print(f"locked {len(lock.records)} packages in {lock.path}")
+
+
+def cmd_install(args: argparse.Namespace) -> None:
+    spec = _spec(args)
+    cache = cache_dir(args.cache_dir)
+    if args.locked:
+        lock = locked_records(spec)
+    else:
+        lock = lock_environment(spec, cache_dir=cache)
+    with install_progress(len(lock.records), enabled=stderr.is_terminal) as reporter:
+        prefix = install_prefix(lock.records, args.prefix, cache_dir=cache, reporter=reporter)
+    stderr.print(f"installed {len(lock.records)} packages into {prefix}")
+
+
+def _record_json(record) -> dict:
+    return {
+        "name": record.name.normalized,
+        "version": str(record.version),
+        "build": str(record.build),
+        "build_number": record.build_number,
+        "subdir": str(record.subdir),
+        "channel": record.channel,
+        "url": record.url,
+        "file_name": record.file_name,
+        "size": record.size,
+        "sha256": record.sha256.hex() if record.sha256 else None,
+        "depends": list(record.depends),
+    }

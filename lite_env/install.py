@@ -1,0 +1,57 @@
+"""Fetch, verify and install solved records into a prefix laid out as Pyodide sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from rattler import InstallerReporter, Platform, RepoDataRecord, install
+from rattler.exceptions import InstallerError, LinkError, TransactionError
+
+from lite_env.errors import LiteEnvError
+from lite_env.solve import PLATFORM
+
+#: The prefix of the environment inside the browser: Pyodide's sys.prefix.
+BROWSER_PREFIX = "/"
+
+
+def install_prefix(
+    records: Sequence[RepoDataRecord],
+    prefix: Path,
+    *,
+    cache_dir: Path,
+    reporter: InstallerReporter | None = None,
+) -> Path:
+    """Install the records into a fresh `prefix` and return it.
+
+    Packages are downloaded into `cache_dir/pkgs` and checked against the records' sha256.
+    Link scripts never run (they would run on this machine, not in the browser), and
+    prefix placeholders are replaced with the browser's prefix `/`. The prefix is built
+    beside its final place and moved there when complete.
+    """
+    prefix = prefix.absolute()
+    staging = prefix.with_name(f".{prefix.name}.part")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(
+            install(
+                list(records),
+                target_prefix=staging,
+                cache_dir=cache_dir / "pkgs",
+                platform=Platform(PLATFORM),
+                execute_link_scripts=False,
+                show_progress=False,
+                reporter=reporter,
+                alternative_target_prefix=BROWSER_PREFIX,
+            )
+        )
+    except (InstallerError, LinkError, TransactionError, OSError) as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise LiteEnvError("cannot install the environment", hint=str(error)) from None
+    (staging / "CACHEDIR.TAG").unlink(missing_ok=True)
+    shutil.rmtree(prefix, ignore_errors=True)
+    staging.rename(prefix)
+    return prefix

@@ -1,0 +1,84 @@
+"""Resolve an `EnvSpec` against emscripten-wasm32 + noarch channels with rattler's solver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import rattler
+from rattler import (
+    BuildString,
+    Channel,
+    Gateway,
+    GenericVirtualPackage,
+    PackageName,
+    RepoDataRecord,
+    Version,
+)
+from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
+
+from lite_env.errors import LiteEnvError
+from lite_env.spec import EnvSpec
+
+PLATFORM = "emscripten-wasm32"
+SUBDIRS = (PLATFORM, "noarch")
+#: Emscripten is a unix; the browser has no libc or CPU features to describe.
+VIRTUAL_PACKAGES = (("__unix", "0", "0"),)
+#: Few concurrent requests: plain static servers (python -m http.server) stall on bursts.
+MAX_CONCURRENT_REQUESTS = 4
+
+
+def virtual_packages() -> list[GenericVirtualPackage]:
+    return [
+        GenericVirtualPackage(PackageName(name), Version(version), BuildString(build))
+        for name, version, build in VIRTUAL_PACKAGES
+    ]
+
+
+def solve(
+    spec: EnvSpec,
+    *,
+    cache_dir: Path,
+    extra_channels: Sequence[str] = (),
+    extra_specs: Sequence[str] = (),
+    locked: Sequence[RepoDataRecord] = (),
+) -> list[RepoDataRecord]:
+    """Solve the spec's dependencies and return the records, sorted by name.
+
+    Args:
+        spec: the environment to solve.
+        cache_dir: lite-env's cache folder (repodata is cached under it).
+        extra_channels: channel URLs searched after the spec's (the pip packages' channel).
+        extra_specs: MatchSpecs added to the spec's dependencies.
+        locked: records to keep if they still fit (an earlier lock), as pixi does.
+
+    Raises LiteEnvError with the solver's explanation when the spec cannot be satisfied.
+    """
+    channels = [Channel(c.url) for c in spec.channels] + [Channel(url) for url in extra_channels]
+    gateway = Gateway(
+        cache_dir=cache_dir / "repodata", max_concurrent_requests=MAX_CONCURRENT_REQUESTS
+    )
+    try:
+        records = asyncio.run(
+            _solve(channels, [*spec.dependencies, *extra_specs], gateway, list(locked))
+        )
+    except SolverError as error:
+        raise LiteEnvError(f"{spec.path}: cannot solve the environment", hint=str(error)) from None
+    except (FetchRepoDataError, GatewayError) as error:
+        raise LiteEnvError(
+            f"{spec.path}: cannot read the channels",
+            hint=f"{error}\nchannels: " + ", ".join(c.url for c in spec.channels),
+        ) from None
+    return sorted(records, key=lambda r: r.name.normalized)
+
+
+async def _solve(channels, specs, gateway, locked) -> list[RepoDataRecord]:
+    return await rattler.solve(
+        channels,
+        specs,
+        gateway=gateway,
+        platforms=list(SUBDIRS),
+        virtual_packages=virtual_packages(),
+        locked_packages=locked,
+    )
