@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(lock_parser)
     lock_parser.add_argument(
-        "--update", metavar="NAME", nargs="+", default=[], help="re-solve these packages"
+        "--update",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="re-solve this package (repeat for several)",
     )
     lock_parser.set_defaults(command=cmd_lock)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from rattler import InstallerReporter, Platform, RepoDataRecord, install
 from rattler.exceptions import InstallerError, LinkError, TransactionError
@@ -32,6 +34,7 @@ def install_prefix(
     beside its final place and moved there when complete.
     """
     prefix = prefix.absolute()
+    verify_local_archives(records)
     staging = prefix.with_name(f".{prefix.name}.part")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -55,3 +58,26 @@ def install_prefix(
     shutil.rmtree(prefix, ignore_errors=True)
     staging.rename(prefix)
     return prefix
+
+
+def verify_local_archives(records: Sequence[RepoDataRecord]) -> None:
+    """Check the sha256 of packages in local (file://) channels against their records.
+
+    rattler checks what it downloads over HTTP, but extracts local archives unchecked.
+    """
+    for record in records:
+        url = urlparse(record.url)
+        if url.scheme != "file" or record.sha256 is None:
+            continue
+        archive = Path(unquote(url.path))
+        try:
+            with archive.open("rb") as stream:
+                actual = hashlib.file_digest(stream, "sha256").digest()
+        except OSError as error:
+            raise LiteEnvError(f"cannot read {record.file_name}", hint=str(error)) from None
+        if actual != record.sha256:
+            raise LiteEnvError(
+                f"{record.file_name} does not match its lock: sha256 {actual.hex()},"
+                f" expected {record.sha256.hex()}",
+                hint=f"{archive} was changed after it was locked; refusing to install it",
+            )

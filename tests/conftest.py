@@ -92,6 +92,7 @@ def small_channel(tmp_path: Path) -> Path:
     conda_package(channel, "tabulate", "0.8.10")
     conda_package(channel, "tabulate", "0.9.0")
     conda_package(channel, "attrs", "24.1.0")
+    conda_package(channel, "course-tools", "1.0", depends=("tabulate <0.9",))
     return index_channel(channel)
 
 
