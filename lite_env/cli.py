@@ -14,10 +14,15 @@ from rich.table import Table
 
 from lite_env import __version__
 from lite_env.cache import ENV_VAR, cache_dir
+from lite_env.channel import pypi
+from lite_env.channel.build import build_channel
+from lite_env.channel.index import index_channel
+from lite_env.channel.pins import PypiPins, read_pins, write_pins
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
 from lite_env.progress import install_progress, stderr
+from lite_env.serve import make_server
 from lite_env.solve import solve
 from lite_env.spec import EnvSpec, read_spec
 
@@ -103,7 +108,106 @@ def build_parser() -> argparse.ArgumentParser:
         "--locked", action="store_true", help="install exactly the lock; fail if it is out of date"
     )
     install_parser.set_defaults(command=cmd_install)
+
+    channel_parser = commands.add_parser(
+        "channel",
+        help="build, index and serve an emscripten-wasm32 conda channel",
+        description="Build recipes/ (rattler-build recipes and pinned PyPI wheels) into a conda"
+        " channel for emscripten-wasm32 + noarch, index it and serve it.",
+    )
+    channel_commands = channel_parser.add_subparsers(
+        title="commands", required=True, metavar="COMMAND"
+    )
+    add_pypi = channel_commands.add_parser(
+        "add-pypi",
+        help="pin PyPI packages (and their closure, for Pyodide) into recipes/pypi.yaml",
+        description="Resolve PyPI requirements for Pyodide (markers evaluated for"
+        " emscripten/wasm32, Python 3.14), download the pure wheels and pin them (name, version,"
+        " sha256) in recipes/pypi.yaml. `channel build` then converts them into noarch conda"
+        " packages. A package without a pure wheel is refused: it needs a compiled recipe.",
+    )
+    add_pypi.add_argument(
+        "requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'ipython>=9'"
+    )
+    add_pypi.add_argument(
+        "--find-in",
+        metavar="REQUIREMENT",
+        action="append",
+        default=[],
+        help="also take wheels shipped inside this PyPI package's data files"
+        " (e.g. jupyterlite-pyodide-kernel==0.8.6, which ships the kernel's own wheels)",
+    )
+    _add_recipes(add_pypi)
+    add_pypi.set_defaults(command=cmd_channel_add_pypi)
+
+    build = channel_commands.add_parser(
+        "build",
+        help="build what the channel lacks from recipes/, then index it",
+        description="Build every recipe (recipes/*/recipe.yaml) and every pinned wheel"
+        " (recipes/pypi.yaml) that the channel does not hold yet, then index it. A package file"
+        " already in the channel is never rebuilt: locks refer to it by sha256.",
+    )
+    _add_recipes(build, positional=True)
+    build.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("channel"),
+        help="the channel folder (default: channel)",
+    )
+    build.set_defaults(command=cmd_channel_build)
+
+    index = channel_commands.add_parser("index", help="(re)write the channel's repodata")
+    index.add_argument(
+        "channel",
+        nargs="?",
+        type=Path,
+        default=Path("channel"),
+        help="the channel folder (default: channel)",
+    )
+    index.set_defaults(command=cmd_channel_index)
+
+    serve = channel_commands.add_parser(
+        "serve",
+        help="serve the channel over HTTP",
+        description="Serve the channel folder over HTTP. Binds 127.0.0.1 unless --host says"
+        " otherwise; only files inside the folder are served.",
+    )
+    serve.add_argument(
+        "channel",
+        nargs="?",
+        type=Path,
+        default=Path("channel"),
+        help="the channel folder (default: channel)",
+    )
+    _add_server(serve)
+    serve.set_defaults(command=cmd_channel_serve)
     return parser
+
+
+def _add_recipes(parser: argparse.ArgumentParser, positional: bool = False) -> None:
+    help_text = "the recipes folder (default: recipes)"
+    if positional:
+        parser.add_argument(
+            "recipes", nargs="?", type=Path, default=Path("recipes"), help=help_text
+        )
+    else:
+        parser.add_argument("--recipes", type=Path, default=Path("recipes"), help=help_text)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help=f"where downloads are cached (default: ${ENV_VAR} or the user cache folder)",
+    )
+
+
+def _add_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the address to bind (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="the port (default: 8000; 0 picks a free one)"
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -162,6 +266,60 @@ def cmd_install(args: argparse.Namespace) -> None:
     with install_progress(len(lock.records), enabled=stderr.is_terminal) as reporter:
         prefix = install_prefix(lock.records, args.prefix, cache_dir=cache, reporter=reporter)
     stderr.print(f"installed {len(lock.records)} packages into {prefix}")
+
+
+def cmd_channel_add_pypi(args: argparse.Namespace) -> None:
+    pins = read_pins(args.recipes)
+    requirements = (*pins.requirements, *args.requirements)
+    find_in = (*pins.find_in, *args.find_in)
+    wheels = pypi.resolve(
+        requirements, cache_dir=cache_dir(args.cache_dir), preferred=pins.wheels, find_in=find_in
+    )
+    path = write_pins(args.recipes, PypiPins(tuple(requirements), tuple(find_in), tuple(wheels)))
+    before = {(p.name, p.version) for p in pins.wheels}
+    for wheel in wheels:
+        if (wheel.name, wheel.version) not in before:
+            stderr.print(f"  + {wheel.name} {wheel.version}")
+    stderr.print(
+        f"pinned {len(wheels)} wheels in {path}; run `lite-env channel build` to convert them"
+    )
+
+
+def cmd_channel_build(args: argparse.Namespace) -> None:
+    with stderr.status("building the channel") as status:
+        result = build_channel(
+            args.recipes,
+            args.output,
+            cache_dir=cache_dir(args.cache_dir),
+            report=lambda message: status.update(message),
+        )
+    for package in result.built:
+        stderr.print(f"  + {package.relative_to(result.channel)}")
+    stderr.print(f"{result.channel}: {len(result.built)} packages built, {len(result.kept)} kept")
+
+
+def cmd_channel_index(args: argparse.Namespace) -> None:
+    if not args.channel.is_dir():
+        raise LiteEnvError(f"{args.channel}: no such channel folder")
+    index_channel(args.channel)
+    stderr.print(f"indexed {args.channel}")
+
+
+def cmd_channel_serve(args: argparse.Namespace) -> None:
+    if not args.channel.is_dir():
+        raise LiteEnvError(f"{args.channel}: no such channel folder")
+    _serve(args.channel, args)
+
+
+def _serve(folder: Path, args: argparse.Namespace, isolate: bool = False) -> None:
+    try:
+        server = make_server(folder, host=args.host, port=args.port, isolate=isolate)
+    except OSError as error:
+        raise LiteEnvError(f"cannot listen on {args.host}:{args.port}", hint=str(error)) from None
+    host, port = server.server_address[:2]
+    stderr.print(f"serving {folder} on http://{host}:{port}/ (Ctrl+C stops)")
+    with server:
+        server.serve_forever()
 
 
 def _record_json(record) -> dict:

@@ -38,7 +38,8 @@ class Lock:
         """Raise LiteEnvError unless the lock was made from this spec."""
         if self.spec_digest != spec.digest:
             raise LiteEnvError(
-                f"{self.path} does not match {spec.path}: the environment changed since it was locked",
+                f"{self.path} does not match {spec.path}: the environment changed since"
+                " it was locked",
                 hint=f"run `lite-env lock {spec.path.name}` to update the lock",
             )
 

@@ -50,7 +50,9 @@ class InstallProgress:
 
 
 @contextmanager
-def install_progress(total_packages: int, *, enabled: bool = True) -> Iterator[InstallProgress | None]:
+def install_progress(
+    total_packages: int, *, enabled: bool = True
+) -> Iterator[InstallProgress | None]:
     """Show install progress while the block runs (nothing when not enabled)."""
     if not enabled:
         yield None

@@ -1,4 +1,4 @@
-"""Read a conda `environment.yml` into an `EnvSpec`: checked MatchSpecs, pip requirements, channels."""
+"""Read a conda `environment.yml` into an `EnvSpec`: MatchSpecs, pip requirements, channels."""
 
 from __future__ import annotations
 

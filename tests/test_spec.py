@@ -30,7 +30,9 @@ def test_reads_conda_and_pip_dependencies(tmp_path, small_channel):
     assert spec.warnings == ()
 
 
-def test_relative_channel_resolves_against_the_file_not_the_cwd(tmp_path, small_channel, monkeypatch):
+def test_relative_channel_resolves_against_the_file_not_the_cwd(
+    tmp_path, small_channel, monkeypatch
+):
     folder = tmp_path / "course" / "week1"
     folder.mkdir(parents=True)
     path = write(folder, "channels:\n  - ../../channel\ndependencies:\n  - tabulate\n")
@@ -62,7 +64,10 @@ def test_conda_keys_are_accepted_and_unknown_keys_warned(tmp_path, small_channel
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("channels: [./channel]\ndependencies:\n  - tabulate\n  - numpy: x: y\n", ":4: invalid YAML"),
+        (
+            "channels: [./channel]\ndependencies:\n  - tabulate\n  - numpy: x: y\n",
+            ":4: invalid YAML",
+        ),
         ("channels: [./channel]\nname: x\n", ": missing `dependencies`"),
         ("channels: [./channel]\ndependencies: tabulate\n", ":2: `dependencies` must be a list"),
         (
@@ -101,7 +106,9 @@ def test_digest_ignores_the_folder_and_follows_the_content(tmp_path, small_chann
     first = read_spec(write(tmp_path, "channels: [./channel]\ndependencies: [tabulate]\n"))
     (tmp_path / "moved").mkdir()
     (tmp_path / "moved" / "channel").symlink_to(small_channel)
-    moved = read_spec(write(tmp_path / "moved", "channels: [./channel]\ndependencies: [tabulate]\n"))
+    moved = read_spec(
+        write(tmp_path / "moved", "channels: [./channel]\ndependencies: [tabulate]\n")
+    )
     changed = read_spec(write(tmp_path, "channels: [./channel]\ndependencies: [tabulate <0.9]\n"))
     assert first.digest == moved.digest
     assert first.digest != changed.digest

@@ -1,0 +1,1 @@
+"""The wasm conda channel: build recipes/ into channel/, index it, serve it."""

@@ -1,0 +1,54 @@
+"""Build recipes/ into channel/: rattler-build recipes and pinned PyPI wheels, then index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lite_env.channel.index import index_channel
+from lite_env.channel.pins import read_pins
+from lite_env.channel.pypi import WheelStore, conda_depends
+from lite_env.channel.recipes import build_recipe
+from lite_env.channel.wheel import convert_wheel, read_wheel
+
+RECIPE_FILE = "recipe.yaml"
+
+
+@dataclass(frozen=True)
+class ChannelBuild:
+    """What a channel build produced: package files new in this build and those it kept."""
+
+    channel: Path
+    built: tuple[Path, ...]
+    kept: tuple[Path, ...]
+
+
+def build_channel(
+    recipes_dir: Path,
+    channel_dir: Path,
+    *,
+    cache_dir: Path,
+    report: Callable[[str], None] = lambda message: None,
+) -> ChannelBuild:
+    """Build every recipe folder and every pinned wheel that the channel lacks, then index it.
+
+    A package file already in the channel is never rebuilt: published files are immutable,
+    since locks refer to them by sha256.
+    """
+    channel_dir = channel_dir.absolute()
+    before = set(channel_dir.glob("*/*.conda"))
+    for recipe in sorted(recipes_dir.glob(f"*/{RECIPE_FILE}")):
+        report(f"recipe {recipe.parent.name}")
+        build_recipe(recipe.parent, channel_dir, cache_dir=cache_dir)
+    pins = read_pins(recipes_dir)
+    if pins.wheels:
+        report(f"fetching {len(pins.wheels)} wheels")
+        paths = WheelStore(cache_dir).fetch(pins.wheels)
+        wheels = {pin.name: read_wheel(path) for pin, path in zip(pins.wheels, paths, strict=True)}
+        for wheel in wheels.values():
+            convert_wheel(wheel, channel_dir / "noarch", conda_depends(wheel, wheels))
+    report("indexing")
+    index_channel(channel_dir)
+    after = set(channel_dir.glob("*/*.conda"))
+    return ChannelBuild(channel_dir, tuple(sorted(after - before)), tuple(sorted(before)))

@@ -1,0 +1,46 @@
+"""A static file server for a channel or a site: 127.0.0.1 by default, right content types."""
+
+from __future__ import annotations
+
+import functools
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CONTENT_TYPES = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".conda": "application/octet-stream",
+    ".zst": "application/zstd",
+    ".msgpack": "application/msgpack",
+}
+
+
+class StaticHandler(SimpleHTTPRequestHandler):
+    """Serves files under one folder, quietly, with cross-origin isolation when asked."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
+    isolate = False
+
+    def end_headers(self) -> None:
+        if self.isolate:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+class StaticServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 stalls clients that open many connections at once
+
+
+def make_server(
+    folder: Path, *, host: str = "127.0.0.1", port: int = 8000, isolate: bool = False
+) -> StaticServer:
+    """A server for `folder` (not started: call serve_forever); port 0 picks a free port."""
+    handler = type("Handler", (StaticHandler,), {"isolate": isolate})
+    return StaticServer((host, port), functools.partial(handler, directory=str(folder)))
