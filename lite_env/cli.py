@@ -18,6 +18,7 @@ from lite_env.channel import pypi
 from lite_env.channel.build import build_channel
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import PypiPins, read_pins, write_pins
+from lite_env.channel.verify import channel_records, unresolved_depends, verify_package
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
@@ -48,9 +49,9 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args.command(args)
     except LiteEnvError as error:
-        stderr.print(f"[bold red]error:[/] {error.message}", soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {error.message}")
         if error.hint:
-            stderr.print(error.hint, soft_wrap=True, markup=False)
+            stderr.print(error.hint, markup=False)
         return 1
     except KeyboardInterrupt:
         stderr.print("interrupted")
@@ -167,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.set_defaults(command=cmd_channel_index)
 
+    verify = channel_commands.add_parser(
+        "verify",
+        help="check every package against its paths.json, and that every dependency resolves",
+    )
+    verify.add_argument(
+        "channel", nargs="?", type=Path, default=Path("channel"), help="the channel folder"
+    )
+    verify.set_defaults(command=cmd_channel_verify)
+
     serve = channel_commands.add_parser(
         "serve",
         help="serve the channel over HTTP",
@@ -229,7 +239,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _spec(args: argparse.Namespace) -> EnvSpec:
     spec = read_spec(args.environment)
     for warning in spec.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        stderr.print(f"[yellow]warning:[/] {warning}")
     return spec
 
 
@@ -260,7 +270,7 @@ def cmd_install(args: argparse.Namespace) -> None:
     spec = _spec(args)
     cache = cache_dir(args.cache_dir)
     if args.locked:
-        lock = locked_records(spec)
+        lock = locked_records(spec, cache_dir=cache)
     else:
         lock = lock_environment(spec, cache_dir=cache)
     with install_progress(len(lock.records), enabled=stderr.is_terminal) as reporter:
@@ -280,9 +290,7 @@ def cmd_channel_add_pypi(args: argparse.Namespace) -> None:
     for wheel in wheels:
         if (wheel.name, wheel.version) not in before:
             stderr.print(f"  + {wheel.name} {wheel.version}")
-    stderr.print(
-        f"pinned {len(wheels)} wheels in {path}; run `lite-env channel build` to convert them"
-    )
+    stderr.print(f"pinned {len(wheels)} wheels in {path}; `lite-env channel build` converts them")
 
 
 def cmd_channel_build(args: argparse.Namespace) -> None:
@@ -303,6 +311,21 @@ def cmd_channel_index(args: argparse.Namespace) -> None:
         raise LiteEnvError(f"{args.channel}: no such channel folder")
     index_channel(args.channel)
     stderr.print(f"indexed {args.channel}")
+
+
+def cmd_channel_verify(args: argparse.Namespace) -> None:
+    if not args.channel.is_dir():
+        raise LiteEnvError(f"{args.channel}: no such channel folder")
+    packages = sorted(args.channel.glob("*/*.conda"))
+    problems = [
+        f"{package.relative_to(args.channel)}: {problem}"
+        for package in packages
+        for problem in verify_package(package)
+    ]
+    problems += [f"unresolved {d}" for d in unresolved_depends(channel_records(args.channel))]
+    if problems:
+        raise LiteEnvError(f"{args.channel}: {len(problems)} problems", hint="\n".join(problems))
+    stderr.print(f"{args.channel}: {len(packages)} packages verified")
 
 
 def cmd_channel_serve(args: argparse.Namespace) -> None:

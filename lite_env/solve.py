@@ -56,9 +56,7 @@ def solve(
     Raises LiteEnvError with the solver's explanation when the spec cannot be satisfied.
     """
     channels = [Channel(c.url) for c in spec.channels] + [Channel(url) for url in extra_channels]
-    gateway = Gateway(
-        cache_dir=cache_dir / "repodata", max_concurrent_requests=MAX_CONCURRENT_REQUESTS
-    )
+    gateway = _gateway(cache_dir)
     try:
         records = asyncio.run(
             _solve(channels, [*spec.dependencies, *extra_specs], gateway, list(locked))
@@ -71,6 +69,23 @@ def solve(
             hint=f"{error}\nchannels: " + ", ".join(c.url for c in spec.channels),
         ) from None
     return sorted(records, key=lambda r: r.name.normalized)
+
+
+def channel_names(spec: EnvSpec, *, cache_dir: Path) -> set[str]:
+    """The names of all packages the spec's channels hold for emscripten-wasm32 and noarch."""
+    gateway = _gateway(cache_dir)
+    channels = [Channel(c.url) for c in spec.channels]
+    try:
+        result = asyncio.run(gateway.names(channels, list(SUBDIRS)))
+    except (FetchRepoDataError, GatewayError) as error:
+        raise LiteEnvError(f"{spec.path}: cannot read the channels", hint=str(error)) from None
+    return {name.normalized for name in result.names}
+
+
+def _gateway(cache_dir: Path) -> Gateway:
+    return Gateway(
+        cache_dir=cache_dir / "repodata", max_concurrent_requests=MAX_CONCURRENT_REQUESTS
+    )
 
 
 async def _solve(channels, specs, gateway, locked) -> list[RepoDataRecord]:

@@ -56,8 +56,8 @@ def write_pins(recipes_dir: Path, pins: PypiPins) -> Path:
         ],
     }
     stream = io.StringIO()
-    yaml = YAML(typ="safe")
-    yaml.default_flow_style = False
+    yaml = YAML(typ="rt")
+    yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.dump(document, stream)
     path = recipes_dir / FILE_NAME
     recipes_dir.mkdir(parents=True, exist_ok=True)
