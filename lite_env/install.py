@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from rattler import InstallerReporter, Platform, RepoDataRecord, install
+from rattler import InstallerReporter, RepoDataRecord, Subdir, install
 from rattler.exceptions import InstallerError, LinkError, TransactionError
 
 from lite_env.errors import LiteEnvError
@@ -44,7 +44,7 @@ def install_prefix(
                 list(records),
                 target_prefix=staging,
                 cache_dir=cache_dir / "pkgs",
-                platform=Platform(PLATFORM),
+                platform=Subdir(PLATFORM),
                 execute_link_scripts=False,
                 show_progress=False,
                 reporter=reporter,

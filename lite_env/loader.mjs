@@ -1,0 +1,113 @@
+// lite-env loader: Pyodide's `loadPyodide`, with a lite-env environment image written into the
+// file system before Python starts.
+//
+// It lives beside pyodide.mjs; JupyterLite's Pyodide kernel imports it through `pyodideUrl`.
+// Its options (in the kernel's `loadPyodideOptions`):
+//   liteEnvManifestURL  the image manifest (image-<sha>.json); chunks are found beside it.
+//   liteEnvProvides     package names the image provides: removed from `packages`, so Pyodide
+//                       does not look them up while the kernel skips its own installs of them.
+// Every chunk is fetched at once, in parallel with the runtime's boot, checked against the
+// manifest's sha256, gunzipped with the platform's DecompressionStream and written in fsInit.
+// A missing or corrupt chunk fails the start with a message that names it.
+import { loadPyodide as loadPyodideRuntime } from "./pyodide.mjs";
+
+export * from "./pyodide.mjs";
+
+const FORMAT = "lite-env-image/1";
+
+export async function loadPyodide(options = {}) {
+  const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
+  if (!liteEnvManifestURL) {
+    return loadPyodideRuntime(options);
+  }
+  const image = fetchImage(new URL(liteEnvManifestURL, import.meta.url));
+  image.catch(() => {}); // reported by fsInit, where it stops the start
+  const provided = new Set(liteEnvProvides);
+  const userFsInit = rest.fsInit;
+  return loadPyodideRuntime({
+    ...rest,
+    packages: (rest.packages ?? []).filter((name) => !provided.has(name)),
+    fsInit: async (FS, info) => {
+      writeImage(FS, await image);
+      if (userFsInit) await userFsInit(FS, info);
+    },
+  });
+}
+
+/** Fetch the manifest, then every chunk at once; resolve to [{chunk, bytes}]. */
+async function fetchImage(manifestURL) {
+  const manifest = await (await fetchOk(manifestURL, "the environment manifest")).json();
+  if (manifest.format !== FORMAT) {
+    throw new Error(`lite-env: ${manifestURL} is not a ${FORMAT} manifest`);
+  }
+  return Promise.all(
+    manifest.chunks.map(async (chunk) => ({ chunk, bytes: await fetchChunk(manifestURL, chunk) })),
+  );
+}
+
+async function fetchChunk(manifestURL, chunk) {
+  const url = new URL(chunk.file, manifestURL);
+  const response = await fetchOk(url, `chunk ${chunk.file} of package ${chunk.package}`);
+  const compressed = new Uint8Array(await response.arrayBuffer());
+  const digest = hex(await crypto.subtle.digest("SHA-256", compressed));
+  if (digest !== chunk.sha256) {
+    throw new Error(
+      `lite-env: chunk ${chunk.file} of package ${chunk.package} is corrupt ` +
+        `(sha256 ${digest}, expected ${chunk.sha256}); rebuild or redeploy the site`,
+    );
+  }
+  const stream = new Blob([compressed]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  if (bytes.length !== chunk.raw_size) {
+    throw new Error(`lite-env: chunk ${chunk.file} unpacks to the wrong size`);
+  }
+  return bytes;
+}
+
+async function fetchOk(url, what) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new Error(`lite-env: cannot fetch ${what} from ${url}: ${error}`);
+  }
+  if (!response.ok) {
+    throw new Error(`lite-env: cannot fetch ${what} from ${url}: HTTP ${response.status}`);
+  }
+  return response;
+}
+
+/** Write every chunk's files and symlinks under the prefix `/`; make shared libraries findable. */
+function writeImage(FS, chunks) {
+  const made = new Set();
+  const mkdirs = (path) => {
+    const folder = path.slice(0, path.lastIndexOf("/"));
+    if (folder && !made.has(folder)) {
+      FS.mkdirTree(folder);
+      made.add(folder);
+    }
+  };
+  for (const { chunk, bytes } of chunks) {
+    for (const [path, offset, size, mode] of chunk.files) {
+      const target = `/${path}`;
+      mkdirs(target);
+      FS.writeFile(target, bytes.subarray(offset, offset + size), { canOwn: true });
+      if (mode !== 0o644) FS.chmod(target, mode);
+    }
+    for (const [path, linkTarget] of chunk.symlinks) {
+      mkdirs(`/${path}`);
+      FS.symlink(linkTarget, `/${path}`);
+    }
+    // conda puts shared libraries in $PREFIX/lib, which is not on Pyodide's library path
+    for (const path of chunk.dynlibs) {
+      if (!path.startsWith("lib/") || path.includes("/site-packages/")) continue;
+      const link = `/usr/lib/${path.slice(path.lastIndexOf("/") + 1)}`;
+      mkdirs(link);
+      if (!FS.analyzePath(link).exists) FS.symlink(`/${path}`, link);
+    }
+  }
+}
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}

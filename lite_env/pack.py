@@ -1,0 +1,280 @@
+"""Pack an installed prefix into a preloadable image: one gzip chunk per package, and a manifest.
+
+The image is what the loader writes into Pyodide's file system before the interpreter starts.
+Chunks and manifest are content-addressed (their names carry their sha256), so browsers and
+CDNs may cache them forever, and a rebuild re-downloads only the packages that changed.
+Everything is deterministic: sorted files, no timestamps, gzip with mtime 0.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from rattler import PrefixRecord
+
+FORMAT = "lite-env-image/1"
+#: What an image leaves out by default: things no browser kernel runs or reads.
+DEFAULT_EXCLUDE = (
+    "bin/**",  # entry points: no shell in a browser
+    "python-scripts/**",
+    "conda-meta/**",
+    "CACHEDIR.TAG",
+    "share/pyodide/**",  # the runtime itself is served beside the loader
+    "include/**",
+    "share/man/**",
+    "share/doc/**",
+    "**/tests/**",
+    "**/__pycache__/**",  # host bytecode is for another interpreter
+    "**/*.a",
+    "**/*.c",
+    "**/*.h",
+    "**/*.pyx",
+    "**/*.pxd",
+)
+#: Marks a dist-info as installed by Pyodide, so its per-cell import hook does not reinstall it.
+PYODIDE_SOURCE = ("PYODIDE_SOURCE", b"pyodide")
+GZIP_LEVEL = 9
+
+
+@dataclass(frozen=True)
+class PackRules:
+    """Which files go into the image.
+
+    Attributes:
+        exclude: glob patterns (relative to the prefix, `**` spans folders) left out.
+        keep: patterns kept even when an exclude pattern matches.
+        exclude_by_package: extra patterns left out of one package (by conda name).
+    """
+
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    keep: tuple[str, ...] = ()
+    exclude_by_package: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def excluded(self, package: str, path: str) -> bool:
+        patterns = (*self.exclude, *self.exclude_by_package.get(package, ()))
+        return any(_glob(p).fullmatch(path) for p in patterns) and not any(
+            _glob(p).fullmatch(path) for p in self.keep
+        )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One package's files in the image."""
+
+    package: str
+    version: str
+    build: str
+    file: str
+    sha256: str
+    size: int
+    raw_size: int
+    files: tuple[tuple[str, int, int, int], ...]  # path, offset, size, mode
+    symlinks: tuple[tuple[str, str], ...]  # path, target
+    dropped: tuple[tuple[str, int], ...]  # path, size
+
+
+@dataclass(frozen=True)
+class Image:
+    """A packed image: its folder, manifest file name and chunks."""
+
+    folder: Path
+    manifest: str
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def raw_size(self) -> int:
+        return sum(c.raw_size for c in self.chunks)
+
+    @property
+    def size(self) -> int:
+        return sum(c.size for c in self.chunks)
+
+
+def pack(
+    prefix: Path,
+    out_dir: Path,
+    *,
+    rules: PackRules | None = None,
+    overlay: Path | None = None,
+) -> Image:
+    """Write the image of `prefix` into `out_dir` (created; existing chunks are reused).
+
+    Args:
+        prefix: an installed emscripten-wasm32 prefix (with conda-meta/).
+        out_dir: the image folder.
+        rules: what to leave out (default: DEFAULT_EXCLUDE).
+        overlay: a folder of generated files laid over the prefix (bytecode); each file
+            joins the chunk of the package that owns its folder.
+    """
+    rules = rules or PackRules()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generated = _overlay_files(overlay)
+    chunks = []
+    for record in _records(prefix):
+        name = record.name.normalized
+        paths = sorted(str(p) for p in record.files)
+        kept = [p for p in paths if not rules.excluded(name, p)]
+        dropped = tuple((p, _size(prefix / p)) for p in paths if p not in set(kept))
+        extra = _owned(generated, kept)
+        if not kept and not extra:
+            continue
+        chunks.append(_write_chunk(prefix, out_dir, record, kept, extra, dropped))
+    manifest = {
+        "format": FORMAT,
+        "chunks": [_chunk_json(c) for c in chunks],
+    }
+    data = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    manifest_name = f"image-{hashlib.sha256(data).hexdigest()[:16]}.json"
+    _write_once(out_dir / manifest_name, data)
+    return Image(out_dir, manifest_name, tuple(chunks))
+
+
+def read_image(folder: Path, manifest: str) -> Image:
+    """Read back an image written by `pack`."""
+    document = json.loads((folder / manifest).read_text())
+    chunks = tuple(
+        Chunk(
+            package=c["package"],
+            version=c["version"],
+            build=c["build"],
+            file=c["file"],
+            sha256=c["sha256"],
+            size=c["size"],
+            raw_size=c["raw_size"],
+            files=tuple(tuple(f) for f in c["files"]),
+            symlinks=tuple(tuple(s) for s in c["symlinks"]),
+            dropped=(),
+        )
+        for c in document["chunks"]
+    )
+    return Image(folder, manifest, chunks)
+
+
+def _records(prefix: Path) -> list[PrefixRecord]:
+    metas = sorted((prefix / "conda-meta").glob("*.json"))
+    return sorted((PrefixRecord.from_path(m) for m in metas), key=lambda r: r.name.normalized)
+
+
+def _overlay_files(overlay: Path | None) -> dict[str, Path]:
+    if overlay is None or not overlay.exists():
+        return {}
+    return {
+        path.relative_to(overlay).as_posix(): path
+        for path in sorted(overlay.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _owned(generated: Mapping[str, Path], kept: Iterable[str]) -> dict[str, Path]:
+    """The generated files that sit in a folder of the package (bytecode, dist-info marks)."""
+    folders = {os.path.dirname(p) for p in kept}
+    return {
+        path: source
+        for path, source in generated.items()
+        if os.path.dirname(os.path.dirname(path)) in folders
+        and os.path.basename(os.path.dirname(path)) == "__pycache__"
+    }
+
+
+def _write_chunk(
+    prefix: Path,
+    out_dir: Path,
+    record: PrefixRecord,
+    kept: Sequence[str],
+    extra: Mapping[str, Path],
+    dropped: tuple[tuple[str, int], ...],
+) -> Chunk:
+    entries: dict[str, bytes | str] = {}  # path → bytes, or a symlink's target
+    for path in kept:
+        source = prefix / path
+        entries[path] = os.readlink(source) if source.is_symlink() else source.read_bytes()
+    for path, source in extra.items():
+        entries[path] = source.read_bytes()
+    for folder in sorted({os.path.dirname(p) for p in kept if ".dist-info/" in p}):
+        if folder.endswith(".dist-info"):
+            entries[f"{folder}/{PYODIDE_SOURCE[0]}"] = PYODIDE_SOURCE[1]
+    blob, files, symlinks = bytearray(), [], []
+    for path in sorted(entries):
+        content = entries[path]
+        if isinstance(content, str):
+            symlinks.append((path, content))
+            continue
+        mode = 0o755 if path in kept and os.access(prefix / path, os.X_OK) else 0o644
+        files.append((path, len(blob), len(content), mode))
+        blob += content
+    compressed = gzip.compress(bytes(blob), compresslevel=GZIP_LEVEL, mtime=0)
+    digest = hashlib.sha256(compressed).hexdigest()
+    name = record.name.normalized
+    file_name = f"{name}-{record.version}-{digest[:16]}.gz"
+    _write_once(out_dir / file_name, compressed)
+    return Chunk(
+        package=name,
+        version=str(record.version),
+        build=str(record.build),
+        file=file_name,
+        sha256=digest,
+        size=len(compressed),
+        raw_size=len(blob),
+        files=tuple(files),
+        symlinks=tuple(symlinks),
+        dropped=dropped,
+    )
+
+
+def _chunk_json(chunk: Chunk) -> dict:
+    return {
+        "package": chunk.package,
+        "version": chunk.version,
+        "build": chunk.build,
+        "file": chunk.file,
+        "sha256": chunk.sha256,
+        "size": chunk.size,
+        "raw_size": chunk.raw_size,
+        "files": [list(f) for f in chunk.files],
+        "symlinks": [list(s) for s in chunk.symlinks],
+        "dynlibs": [f[0] for f in chunk.files if _is_dynlib(f[0])],
+    }
+
+
+def _is_dynlib(path: str) -> bool:
+    return bool(re.search(r"\.so(\.\d+)*$", path))
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Content-addressed files never change: keep one that exists, else write atomically."""
+    if path.exists():
+        return
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def _size(path: Path) -> int:
+    return 0 if path.is_symlink() or not path.exists() else path.stat().st_size
+
+
+@cache
+def _glob(pattern: str) -> re.Pattern:
+    """A glob where `*` stays within a folder and `**` spans folders."""
+    regex = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            regex, i = regex + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            regex, i = regex + ".*", i + 2
+        elif pattern[i] == "*":
+            regex, i = regex + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            regex, i = regex + "[^/]", i + 1
+        else:
+            regex, i = regex + re.escape(pattern[i]), i + 1
+    return re.compile(regex)

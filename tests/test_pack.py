@@ -1,0 +1,117 @@
+"""`pack`: filtered, deterministic, content-addressed images of an installed prefix."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import conda_package, index_channel, runtime_packages
+
+from lite_env.install import install_prefix
+from lite_env.pack import PackRules, pack
+from lite_env.solve import solve
+from lite_env.spec import read_spec
+
+SITE = "lib/python3.14/site-packages"
+
+
+@pytest.fixture
+def prefix(tmp_path: Path) -> Path:
+    """An installed prefix with a package holding a symlink, a shared library and tests."""
+    channel = tmp_path / "channel"
+    runtime_packages(channel)
+    conda_package(
+        channel,
+        "kitchen",
+        "1.0",
+        files={
+            "site-packages/kitchen/__init__.py": b"from kitchen.sink import TAP\n",
+            "site-packages/kitchen/sink.py": b"TAP = 'water'\n",
+            "site-packages/kitchen/tests/test_sink.py": b"def test(): pass\n",
+            "site-packages/kitchen-1.0.dist-info/METADATA": b"Name: kitchen\nVersion: 1.0\n",
+            "site-packages/kitchen/_speedups.cpython-314-wasm32-emscripten.so": b"\0asm fake",
+            "lib/libkitchen.so.1": b"\0asm lib",
+            "bin/kitchen": b"#!/bin/sh\n",
+        },
+    )
+    # a symlink, as conda packages of shared libraries carry them
+    from lite_env.package import PackageFile, write_conda
+
+    write_conda(
+        channel / "noarch",
+        {"name": "kitchen-lib", "version": "1.0", "build": "0", "build_number": 0, "subdir": "noarch",
+         "depends": [], "timestamp": 0},
+        [PackageFile("lib/libkitchen.so", link_target="libkitchen.so.1")],
+    )  # fmt: skip
+    index_channel(channel)
+    (tmp_path / "environment.yml").write_text(
+        "channels: [./channel]\ndependencies: [python, kitchen, kitchen-lib]\n"
+    )
+    spec = read_spec(tmp_path / "environment.yml")
+    records = solve(spec, cache_dir=tmp_path / "cache")
+    return install_prefix(records, tmp_path / "prefix", cache_dir=tmp_path / "cache")
+
+
+def manifest(image) -> dict:
+    return json.loads((image.folder / image.manifest).read_text())
+
+
+def test_image_holds_the_packages_minus_what_no_browser_needs(prefix, tmp_path):
+    image = pack(prefix, tmp_path / "image")
+    chunks = {c.package: c for c in image.chunks}
+    assert set(chunks) == {"kitchen", "kitchen-lib", "python_abi", "pyodide-abi"}
+    kitchen = {path for path, *_ in chunks["kitchen"].files}
+    assert f"{SITE}/kitchen/sink.py" in kitchen
+    assert f"{SITE}/kitchen-1.0.dist-info/PYODIDE_SOURCE" in kitchen
+    assert not [p for p in kitchen if "/tests/" in p or p.startswith("bin/")]
+    dropped = dict(chunks["kitchen"].dropped)
+    assert dropped == {"bin/kitchen": 10, f"{SITE}/kitchen/tests/test_sink.py": 17}
+    # the runtime's own files are served beside the loader, not in the image
+    assert "python" not in chunks
+
+
+def test_chunk_content_matches_the_manifest(prefix, tmp_path):
+    image = pack(prefix, tmp_path / "image")
+    for chunk in manifest(image)["chunks"]:
+        data = (image.folder / chunk["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == chunk["sha256"]
+        assert chunk["sha256"][:16] in chunk["file"]
+        blob = gzip.decompress(data)
+        for path, offset, size, _mode in chunk["files"]:
+            if path.endswith("PYODIDE_SOURCE"):
+                assert blob[offset : offset + size] == b"pyodide"
+            else:
+                assert blob[offset : offset + size] == (prefix / path).read_bytes()
+
+
+def test_symlinks_stay_symlinks_and_libraries_are_listed(prefix, tmp_path):
+    chunks = {c["package"]: c for c in manifest(pack(prefix, tmp_path / "image"))["chunks"]}
+    assert chunks["kitchen-lib"]["symlinks"] == [["lib/libkitchen.so", "libkitchen.so.1"]]
+    assert chunks["kitchen"]["dynlibs"] == [
+        "lib/libkitchen.so.1",
+        f"{SITE}/kitchen/_speedups.cpython-314-wasm32-emscripten.so",
+    ]
+
+
+def test_two_packs_are_byte_identical(prefix, tmp_path):
+    first, second = pack(prefix, tmp_path / "a"), pack(prefix, tmp_path / "b")
+    files = sorted(p.name for p in first.folder.iterdir())
+    assert files == sorted(p.name for p in second.folder.iterdir())
+    for name in files:
+        assert (first.folder / name).read_bytes() == (second.folder / name).read_bytes()
+
+
+def test_rules_exclude_per_package_and_keep_wins(prefix, tmp_path):
+    rules = PackRules(
+        keep=(f"{SITE}/kitchen/tests/**",),
+        exclude_by_package={"kitchen": (f"{SITE}/kitchen/sink.py",)},
+    )
+    kitchen = next(
+        c for c in pack(prefix, tmp_path / "i", rules=rules).chunks if c.package == "kitchen"
+    )
+    paths = {path for path, *_ in kitchen.files}
+    assert f"{SITE}/kitchen/tests/test_sink.py" in paths
+    assert f"{SITE}/kitchen/sink.py" not in paths
