@@ -1,0 +1,91 @@
+// Run Python code in Pyodide under node, with a host site-packages folder copied in first.
+//
+//   node pyodide_node.mjs RUNTIME_DIR [SITE_PACKAGES_DIR] < code.py
+//
+// RUNTIME_DIR holds Pyodide's core files (pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip...).
+// SITE_PACKAGES_DIR is copied into Pyodide's site-packages (/lib/python3.14/site-packages)
+// before the interpreter starts. The code runs as __main__; its output goes to stdout/stderr.
+// Exit status: 0, a SystemExit's status, 1 after an uncaught exception (traceback on stderr),
+// 2 when Pyodide cannot start. Nothing is fetched from the network: no packages are loaded.
+
+import { lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+// Runs the code like `python -` does; returns the exit status. runPythonAsync is not used:
+// a SystemExit raised in its event loop escapes as an unhandled rejection.
+const DRIVER = `
+def _run(source):
+    import linecache, sys, traceback
+    linecache.cache["<stdin>"] = (len(source), None, source.splitlines(True), "<stdin>")
+    status = 0
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        exec(compile(source, "<stdin>", "exec"), namespace)
+    except SystemExit as error:
+        if error.code is None or isinstance(error.code, int):
+            status = error.code or 0
+        else:
+            print(error.code, file=sys.stderr)
+            status = 1
+    except BaseException as error:
+        traceback.print_exception(type(error), error, error.__traceback__.tb_next)
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return status
+_run
+`;
+
+/** Copy a host folder into the Emscripten FS (files, folders, symlinks). */
+function copyTree(FS, hostDir, fsDir) {
+  FS.mkdirTree(fsDir);
+  for (const entry of readdirSync(hostDir, { withFileTypes: true })) {
+    const host = join(hostDir, entry.name);
+    const target = `${fsDir}/${entry.name}`;
+    if (entry.isSymbolicLink()) {
+      FS.symlink(readlinkSync(host), target);
+    } else if (entry.isDirectory()) {
+      copyTree(FS, host, target);
+    } else {
+      FS.writeFile(target, readFileSync(host), { mode: lstatSync(host).mode & 0o777 });
+    }
+  }
+}
+
+/** A stdout/stderr handler that passes Python's bytes through unchanged. */
+function rawWriter(stream) {
+  return { write: (buffer) => (stream.write(Buffer.from(buffer)), buffer.length) };
+}
+
+async function main(argv) {
+  if (argv.length < 1 || argv.length > 2) {
+    process.stderr.write("usage: node pyodide_node.mjs RUNTIME_DIR [SITE_PACKAGES_DIR] < code\n");
+    return 2;
+  }
+  const [runtimeDir, sitePackages] = argv.map((path) => resolve(path));
+  const code = readFileSync(0, "utf8");
+  let pyodide;
+  try {
+    const { loadPyodide } = await import(pathToFileURL(join(runtimeDir, "pyodide.mjs")).href);
+    pyodide = await loadPyodide({
+      indexURL: `${runtimeDir}/`,
+      fsInit: async (FS, info) => {
+        if (sitePackages) copyTree(FS, sitePackages, info.sitePackages);
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`cannot start Pyodide from ${runtimeDir}: ${error?.stack ?? error}\n`);
+    return 2;
+  }
+  pyodide.setStdout(rawWriter(process.stdout));
+  pyodide.setStderr(rawWriter(process.stderr));
+  const run = pyodide.runPython(DRIVER);
+  try {
+    return run(code);
+  } finally {
+    run.destroy();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
