@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -13,6 +14,8 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from lite_env import __version__
+from lite_env.build import build
+from lite_env.bytecode import compile_bytecode
 from lite_env.cache import ENV_VAR, cache_dir
 from lite_env.channel import pypi
 from lite_env.channel.build import build_channel
@@ -22,6 +25,7 @@ from lite_env.channel.verify import channel_records, unresolved_depends, verify_
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
+from lite_env.pack import pack
 from lite_env.progress import install_progress, stderr
 from lite_env.serve import make_server
 from lite_env.solve import solve
@@ -109,6 +113,82 @@ def build_parser() -> argparse.ArgumentParser:
         "--locked", action="store_true", help="install exactly the lock; fail if it is out of date"
     )
     install_parser.set_defaults(command=cmd_install)
+
+    build_parser_ = commands.add_parser(
+        "build",
+        help="build a JupyterLite site whose Pyodide kernel starts with the environment",
+        description="Lock (or read the lock with --locked), fetch and install the environment,"
+        " precompile its bytecode with Pyodide, pack it into an image and emit a JupyterLite site"
+        " that starts offline with every package preinstalled. The output folder is replaced"
+        " only when the build succeeds.",
+    )
+    _add_common(build_parser_)
+    build_parser_.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("_output"),
+        help="the site folder (default: _output)",
+    )
+    build_parser_.add_argument(
+        "--locked", action="store_true", help="build exactly the lock; fail if it is out of date"
+    )
+    build_parser_.add_argument(
+        "--contents",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="notebooks or data to ship in the site (repeat for several)",
+    )
+    build_parser_.add_argument(
+        "--bytecode",
+        choices=["none", "imported", "all"],
+        default="imported",
+        help="precompile the modules the kernel imports at start (default), all, or none",
+    )
+    build_parser_.add_argument(
+        "--allow-pypi",
+        action="store_true",
+        help="let %%pip install in the browser fall back to PyPI (off: the site stays offline)",
+    )
+    build_parser_.add_argument("--json", action="store_true", help="print a summary as JSON")
+    build_parser_.set_defaults(command=cmd_build)
+
+    pack_parser = commands.add_parser(
+        "pack",
+        help="pack an installed prefix into a preloadable image",
+        description="Pack an installed emscripten-wasm32 prefix (see `lite-env install`) into"
+        " content-addressed gzip chunks and a manifest, for lite-env's loader.",
+    )
+    pack_parser.add_argument("prefix", type=Path, help="the installed prefix")
+    pack_parser.add_argument("-o", "--output", type=Path, required=True, help="the image folder")
+    pack_parser.add_argument(
+        "--bytecode", choices=["none", "imported", "all"], default="imported",
+        help="which modules get .pyc compiled by Pyodide (default: imported at kernel start)",
+    )  # fmt: skip
+    pack_parser.add_argument(
+        "--explain", action="store_true", help="report what was left out, per package"
+    )
+    pack_parser.set_defaults(command=cmd_pack)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve a built site over HTTP",
+        description="Serve a built site folder over HTTP with the right content types for"
+        " .wasm and .mjs. Binds 127.0.0.1 unless --host says otherwise; only files inside the"
+        " folder are served.",
+    )
+    serve_parser.add_argument(
+        "site", nargs="?", type=Path, default=Path("_output"), help="the site folder"
+    )
+    _add_server(serve_parser)
+    serve_parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="send cross-origin isolation headers (COOP/COEP), for SharedArrayBuffer",
+    )
+    serve_parser.set_defaults(command=cmd_serve)
 
     channel_parser = commands.add_parser(
         "channel",
@@ -276,6 +356,77 @@ def cmd_install(args: argparse.Namespace) -> None:
     with install_progress(len(lock.records), enabled=stderr.is_terminal) as reporter:
         prefix = install_prefix(lock.records, args.prefix, cache_dir=cache, reporter=reporter)
     stderr.print(f"installed {len(lock.records)} packages into {prefix}")
+
+
+def cmd_build(args: argparse.Namespace) -> None:
+    spec = _spec(args)
+    with stderr.status("building") as status:
+        result = build(
+            spec,
+            args.output,
+            cache_dir=cache_dir(args.cache_dir),
+            locked=args.locked,
+            contents=args.contents,
+            bytecode=args.bytecode,
+            allow_pypi=args.allow_pypi,
+            report=lambda message: status.update(message),
+        )
+    for problem in result.bytecode_problems:
+        stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
+    summary = {
+        "site": str(result.site.folder),
+        "packages": len(result.lock.records),
+        "image": {
+            "manifest": result.image.manifest,
+            "chunks": len(result.image.chunks),
+            "bytes": result.image.size,
+            "raw_bytes": result.image.raw_size,
+        },
+        "reused_image": result.reused,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    stderr.print(
+        f"built {result.site.folder}: {len(result.lock.records)} packages, image"
+        f" {decimal(result.image.size)} in {len(result.image.chunks)} chunks"
+        f" ({decimal(result.image.raw_size)} unpacked)"
+        + (", reused from the cache" if result.reused else "")
+    )
+    stderr.print(f"serve it with `lite-env serve {args.output}`")
+
+
+def cmd_pack(args: argparse.Namespace) -> None:
+    if not (args.prefix / "conda-meta").is_dir():
+        raise LiteEnvError(f"{args.prefix}: not an installed prefix (no conda-meta/)")
+    with tempfile.TemporaryDirectory() as scratch:
+        overlay = Path(scratch)
+        with stderr.status("compiling bytecode in Pyodide"):
+            _, problems = compile_bytecode(args.prefix, overlay, mode=args.bytecode)
+        for problem in problems:
+            stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
+        image = pack(args.prefix, args.output, overlay=overlay)
+    if args.explain:
+        table = Table("package", "files", "size", "dropped", "saved", box=None)
+        for chunk in image.chunks:
+            table.add_row(
+                chunk.package,
+                str(len(chunk.files)),
+                decimal(chunk.raw_size),
+                str(len(chunk.dropped)),
+                decimal(sum(size for _, size in chunk.dropped)),
+            )
+        Console(highlight=False).print(table)
+    stderr.print(
+        f"packed {len(image.chunks)} chunks into {args.output}: {decimal(image.size)}"
+        f" ({decimal(image.raw_size)} unpacked); manifest {image.manifest}"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    if not (args.site / "jupyter-lite.json").is_file():
+        raise LiteEnvError(f"{args.site}: not a built site (no jupyter-lite.json)")
+    _serve(args.site, args, isolate=args.isolate)
 
 
 def cmd_channel_add_pypi(args: argparse.Namespace) -> None:

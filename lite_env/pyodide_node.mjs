@@ -1,10 +1,14 @@
 // Run Python code in Pyodide under node, with a host site-packages folder copied in first.
 //
-//   node pyodide_node.mjs RUNTIME_DIR [SITE_PACKAGES_DIR] < code.py
+//   node pyodide_node.mjs RUNTIME_DIR [SITE_PACKAGES_DIR] [--mount HOST:GUEST]...
+//                         [--loader OPTIONS_JSON] < code.py
 //
 // RUNTIME_DIR holds Pyodide's core files (pyodide.mjs, pyodide.asm.wasm, python_stdlib.zip...).
 // SITE_PACKAGES_DIR is copied into Pyodide's site-packages (/lib/python3.14/site-packages)
-// before the interpreter starts. The code runs as __main__; its output goes to stdout/stderr.
+// before the interpreter starts; each --mount puts a host folder at a path of Pyodide's file
+// system (NODEFS: writes there land on the host). --loader boots through lite-env's loader
+// (lite-env.mjs beside pyodide.mjs) with these loadPyodide options, so the environment comes
+// from an image. The code runs as __main__; its output goes to stdout/stderr.
 // Exit status: 0, a SystemExit's status, 1 after an uncaught exception (traceback on stderr),
 // 2 when Pyodide cannot start. Nothing is fetched from the network: no packages are loaded.
 
@@ -58,20 +62,51 @@ function rawWriter(stream) {
   return { write: (buffer) => (stream.write(Buffer.from(buffer)), buffer.length) };
 }
 
+/** Parse `RUNTIME_DIR [SITE_PACKAGES_DIR] [--mount HOST:GUEST]... [--loader OPTIONS_JSON]`. */
+function parseArgs(argv) {
+  const args = { runtimeDir: null, sitePackages: null, mounts: [], loader: null };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--mount") {
+      const [host, guest] = argv[++i].split(":");
+      args.mounts.push([resolve(host), guest]);
+    } else if (argv[i] === "--loader") {
+      args.loader = JSON.parse(argv[++i]);
+    } else if (args.runtimeDir === null) {
+      args.runtimeDir = resolve(argv[i]);
+    } else if (args.sitePackages === null) {
+      args.sitePackages = resolve(argv[i]);
+    } else {
+      return null;
+    }
+  }
+  return args.runtimeDir === null ? null : args;
+}
+
 async function main(argv) {
-  if (argv.length < 1 || argv.length > 2) {
-    process.stderr.write("usage: node pyodide_node.mjs RUNTIME_DIR [SITE_PACKAGES_DIR] < code\n");
+  const args = parseArgs(argv);
+  if (args === null) {
+    process.stderr.write(
+      "usage: node pyodide_node.mjs RUNTIME_DIR [SITE_PACKAGES_DIR] [--mount HOST:GUEST]..." +
+        " [--loader OPTIONS_JSON] < code.py\n",
+    );
     return 2;
   }
-  const [runtimeDir, sitePackages] = argv.map((path) => resolve(path));
+  const { runtimeDir, sitePackages, mounts, loader } = args;
   const code = readFileSync(0, "utf8");
+  // --loader boots through lite-env's loader (beside pyodide.mjs) with the given options
+  const module = loader ? "lite-env.mjs" : "pyodide.mjs";
   let pyodide;
   try {
-    const { loadPyodide } = await import(pathToFileURL(join(runtimeDir, "pyodide.mjs")).href);
+    const { loadPyodide } = await import(pathToFileURL(join(runtimeDir, module)).href);
     pyodide = await loadPyodide({
+      ...(loader ?? {}),
       indexURL: `${runtimeDir}/`,
       fsInit: async (FS, info) => {
         if (sitePackages) copyTree(FS, sitePackages, info.sitePackages);
+        for (const [host, guest] of mounts) {
+          FS.mkdirTree(guest);
+          FS.mount(FS.filesystems.NODEFS, { root: host }, guest);
+        }
       },
     });
   } catch (error) {

@@ -1,9 +1,11 @@
-"""Run Python code in an installed prefix's Pyodide under node (tests, target-side build steps)."""
+"""Run Python code in Pyodide under node: for tests and for build steps done by the target."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
@@ -15,7 +17,11 @@ RUNTIME_DIR = "share/pyodide"
 
 
 def run_python(
-    prefix: Path, code: str, *, timeout: float = 120
+    prefix: Path,
+    code: str,
+    *,
+    mounts: Mapping[Path, str] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run `code` as __main__ in the prefix's Pyodide under node and return the finished process.
 
@@ -23,18 +29,14 @@ def run_python(
         prefix: an installed environment: Pyodide in `share/pyodide/`, packages in
             `lib/python3.X/site-packages/` (copied into Pyodide's site-packages first).
         code: Python source, passed on stdin.
+        mounts: host folders to mount at paths of Pyodide's file system (writes land on the
+            host).
         timeout: seconds before the run is abandoned.
 
     The return code is 0, the status of a SystemExit, or 1 after an uncaught exception (its
     traceback is on stderr); 2 means Pyodide did not start. Raises LiteEnvError when node is
     missing, the prefix holds no Pyodide runtime, or the run times out.
     """
-    node = shutil.which("node")
-    if node is None:
-        raise LiteEnvError(
-            "cannot run Pyodide: node is not installed",
-            hint="install Node.js 18 or newer (e.g. `apt-get install nodejs`)",
-        )
     runtime = prefix / RUNTIME_DIR
     if not (runtime / "pyodide.mjs").is_file():
         raise LiteEnvError(
@@ -42,7 +44,31 @@ def run_python(
             hint="install the `python` package of an emscripten-wasm32 channel into it",
         )
     site_packages = sorted(prefix.glob("lib/python3.*/site-packages"))
-    command = [node, str(RUNNER), str(runtime), *map(str, site_packages[-1:])]
+    arguments = [str(runtime), *map(str, site_packages[-1:])]
+    for host, guest in (mounts or {}).items():
+        arguments += ["--mount", f"{host.absolute()}:{guest}"]
+    return _run_node(arguments, code, timeout)
+
+
+def run_python_with_loader(
+    runtime_dir: Path, code: str, options: Mapping[str, object], *, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `code` in Pyodide booted through lite-env's loader (`lite-env.mjs` in runtime_dir).
+
+    `options` are the loader's loadPyodide options, as the kernel would pass them
+    (liteEnvManifestURL must be an http URL: node cannot fetch files). Returns as run_python.
+    """
+    return _run_node([str(runtime_dir), "--loader", json.dumps(dict(options))], code, timeout)
+
+
+def _run_node(arguments: list[str], code: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    if node is None:
+        raise LiteEnvError(
+            "cannot run Pyodide: node is not installed",
+            hint="install Node.js 18 or newer (e.g. `apt-get install nodejs`)",
+        )
+    command = [node, str(RUNNER), *arguments]
     try:
         return subprocess.run(command, input=code, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:

@@ -1,0 +1,119 @@
+"""The whole pipeline in one call: environment.yml → lock → prefix → bytecode → image → site.
+
+Intermediate results are kept in the cache under a key of the locked records and the build
+options, so a rebuild with an unchanged lock only re-emits the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from lite_env import __version__
+from lite_env.bytecode import Bytecode, compile_bytecode
+from lite_env.install import install_prefix
+from lite_env.lock import Lock, lock_environment, locked_records
+from lite_env.pack import Image, PackRules, pack, read_image
+from lite_env.pyodide_node import RUNTIME_DIR
+from lite_env.site import Site, build_site
+from lite_env.spec import EnvSpec
+
+DONE = "done.json"
+
+
+@dataclass(frozen=True)
+class Build:
+    """What `build` produced."""
+
+    lock: Lock
+    image: Image
+    site: Site
+    reused: bool
+    bytecode_problems: tuple[str, ...] = ()
+
+
+def build(
+    spec: EnvSpec,
+    output: Path,
+    *,
+    cache_dir: Path,
+    locked: bool = False,
+    contents: Sequence[Path] = (),
+    bytecode: Bytecode = "imported",
+    rules: PackRules | None = None,
+    allow_pypi: bool = False,
+    report: Callable[[str], None] = lambda message: None,
+) -> Build:
+    """Build the site for `spec` into `output`.
+
+    Args:
+        spec: the environment.
+        output: the site folder (replaced when the build succeeds).
+        cache_dir: lite-env's cache folder.
+        locked: use the lock as it is, and fail if it does not match the spec.
+        contents: notebooks and data to ship in the site.
+        bytecode: which modules get precompiled bytecode.
+        rules: what the image leaves out.
+        allow_pypi: let `%pip install` in the browser fall back to PyPI.
+        report: receives a line for each stage as it starts.
+    """
+    rules = rules or PackRules()
+    report("locking")
+    lock = (
+        locked_records(spec, cache_dir=cache_dir)
+        if locked
+        else lock_environment(spec, cache_dir=cache_dir)
+    )
+    work = cache_dir / "builds" / _build_key(lock, bytecode, rules)
+    done = work / DONE
+    problems: tuple[str, ...] = ()
+    reused = done.exists()
+    if reused:
+        image = read_image(work / "image", json.loads(done.read_text())["manifest"])
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        report("installing")
+        prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
+        report("compiling bytecode in Pyodide")
+        _, failed = compile_bytecode(prefix, work / "bytecode", mode=bytecode)
+        problems = tuple(failed)
+        report("packing")
+        image = pack(prefix, work / "image", rules=rules, overlay=work / "bytecode")
+        done.write_text(json.dumps({"manifest": image.manifest}))
+    report("building the site")
+    site = build_site(
+        image,
+        work / "prefix" / RUNTIME_DIR,
+        output,
+        provides=_provided_names(lock, image),
+        contents=contents,
+        allow_pypi=allow_pypi,
+    )
+    return Build(lock, image, site, reused, problems)
+
+
+def _build_key(lock: Lock, bytecode: Bytecode, rules: PackRules) -> str:
+    content = {
+        "lite-env": __version__,
+        "records": sorted(r.sha256.hex() if r.sha256 else r.url for r in lock.records),
+        "bytecode": bytecode,
+        "rules": [rules.exclude, rules.keep, sorted(rules.exclude_by_package.items())],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _provided_names(lock: Lock, image: Image) -> list[str]:
+    """The environment's package names, as conda and as PyPI (its dist-info folders) spell them."""
+    names = {r.name.normalized for r in lock.records}
+    for chunk in image.chunks:
+        for path, *_ in chunk.files:
+            folder = path.split("/")[-2] if "/" in path else ""
+            if folder.endswith(".dist-info"):
+                names.add(canonicalize_name(folder.removesuffix(".dist-info").rsplit("-", 1)[0]))
+    return sorted(names)

@@ -1,0 +1,131 @@
+"""Emit a JupyterLite site whose Pyodide kernel starts with the environment image mounted.
+
+jupyterlite-core builds the apps; lite-env adds the runtime (from the environment's `python`
+package, no CDN), its loader and the image under `static/`, and points the kernel at them in
+`jupyter-lite.json`. The site is built beside the output folder and swapped in when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lite_env.errors import LiteEnvError
+from lite_env.pack import Image
+
+KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+#: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
+KERNEL_BOOTSTRAP = ("micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython")
+#: The runtime files a browser loads, from the `python` package's share/pyodide/.
+RUNTIME_FILES = (
+    "pyodide.mjs",
+    "pyodide.asm.mjs",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+    "pyodide-lock.json",
+)
+LOADER = Path(__file__).with_name("loader.mjs")
+LOADER_NAME = "lite-env.mjs"
+PYODIDE_DIR = Path("static") / "pyodide"
+IMAGE_DIR = Path("static") / "lite-env"
+#: A fixed date for jupyterlite-core's timestamps, so that two builds compare equal.
+SOURCE_DATE_EPOCH = 1_700_000_000
+
+
+@dataclass(frozen=True)
+class Site:
+    """A built site: its folder and the settings its kernel was given."""
+
+    folder: Path
+    kernel_settings: dict
+
+
+def build_site(
+    image: Image,
+    runtime_dir: Path,
+    output: Path,
+    *,
+    provides: Sequence[str],
+    contents: Sequence[Path] = (),
+    allow_pypi: bool = False,
+) -> Site:
+    """Build the site into `output`, replacing what was there only once the build succeeded.
+
+    Args:
+        image: the packed environment.
+        runtime_dir: the Pyodide core files (the installed `python` package's share/pyodide).
+        output: the site folder.
+        provides: the package names the image provides (conda and PyPI spellings).
+        contents: files or folders to ship as the site's contents (notebooks, data).
+        allow_pypi: let `%pip install` fall back to PyPI (a request outside the site).
+    """
+    missing = [name for name in KERNEL_BOOTSTRAP if name not in provides]
+    if missing:
+        raise LiteEnvError(
+            f"the environment lacks packages the Pyodide kernel needs: {', '.join(missing)}",
+            hint="add them to the environment's dependencies (they are in the default channel)",
+        )
+    output = output.absolute()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        _jupyter_lite_build(staging / "site", contents)
+        site = staging / "site"
+        shutil.copytree(image.folder, site / IMAGE_DIR)
+        (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
+        for name in RUNTIME_FILES:
+            shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
+        shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)
+        settings = {
+            "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
+            "disablePyPIFallback": not allow_pypi,
+            "loadPyodideOptions": {
+                "packages": list(KERNEL_BOOTSTRAP),
+                "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
+                "liteEnvProvides": sorted(set(provides)),
+            },
+        }
+        _set_kernel_settings(site / "jupyter-lite.json", settings)
+        _swap_in(site, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Site(output, settings)
+
+
+def _jupyter_lite_build(output: Path, contents: Sequence[Path]) -> None:
+    with tempfile.TemporaryDirectory() as lite_dir:
+        command = [
+            sys.executable, "-m", "jupyterlite_core", "build",
+            "--lite-dir", lite_dir, "--output-dir", str(output), "--no-sourcemaps",
+        ]  # fmt: skip
+        for path in contents:
+            command += ["--contents", str(path.absolute())]
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
+        done = subprocess.run(command, capture_output=True, text=True, cwd=lite_dir, env=env)
+    if done.returncode != 0:
+        raise LiteEnvError("jupyter lite build failed", hint=(done.stdout + done.stderr)[-3000:])
+
+
+def _set_kernel_settings(config: Path, settings: dict) -> None:
+    document = json.loads(config.read_text())
+    plugins = document["jupyter-config-data"].setdefault("litePluginSettings", {})
+    plugins.setdefault(KERNEL_PLUGIN, {}).update(settings)
+    config.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _swap_in(site: Path, output: Path) -> None:
+    """Replace `output` with `site` so that a failure at any point leaves one of them whole."""
+    if output.exists():
+        retired = site.with_name("retired")
+        output.rename(retired)
+        site.rename(output)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        site.rename(output)
