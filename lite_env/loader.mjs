@@ -21,17 +21,20 @@ export async function loadPyodide(options = {}) {
     return loadPyodideRuntime(options);
   }
   const image = fetchImage(new URL(liteEnvManifestURL, import.meta.url));
-  image.catch(() => {}); // reported by fsInit, where it stops the start
   const provided = new Set(liteEnvProvides);
   const userFsInit = rest.fsInit;
-  return loadPyodideRuntime({
+  const pyodide = loadPyodideRuntime({
     ...rest,
     packages: (rest.packages ?? []).filter((name) => !provided.has(name)),
     fsInit: async (FS, info) => {
-      writeImage(FS, await image);
+      writeImage(FS, await image.catch(() => []));
       if (userFsInit) await userFsInit(FS, info);
     },
   });
+  // A missing or corrupt chunk fails the start here, with its message: an error thrown
+  // inside fsInit would leave the kernel hanging with no word.
+  await image;
+  return pyodide;
 }
 
 /** Fetch the manifest, then every chunk at once; resolve to [{chunk, bytes}]. */

@@ -240,7 +240,7 @@ def _chunk_json(chunk: Chunk) -> dict:
         "raw_size": chunk.raw_size,
         "files": [list(f) for f in chunk.files],
         "symlinks": [list(s) for s in chunk.symlinks],
-        "dynlibs": [f[0] for f in chunk.files if _is_dynlib(f[0])],
+        "dynlibs": sorted(path for path, *_ in (*chunk.files, *chunk.symlinks) if _is_dynlib(path)),
     }
 
 

@@ -110,8 +110,10 @@ async function main(argv) {
       },
     });
   } catch (error) {
-    process.stderr.write(`cannot start Pyodide from ${runtimeDir}: ${error?.stack ?? error}\n`);
-    return 2;
+    // exit at once: a runtime still booting in the background would reset the exit status
+    const message = `cannot start Pyodide from ${runtimeDir}: ${error?.stack ?? error}\n`;
+    await new Promise((done) => process.stderr.write(message, done));
+    process.exit(2);
   }
   pyodide.setStdout(rawWriter(process.stdout));
   pyodide.setStderr(rawWriter(process.stderr));

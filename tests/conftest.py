@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -80,6 +81,34 @@ def runtime_packages(channel: Path) -> None:
         build="0",
         files={"share/pyodide-abi/README": b"abi\n"},
     )
+
+
+REPOSITORY = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the session (downloads happen once), or $LITE_ENV_CACHE_DIR."""
+    if os.environ.get("LITE_ENV_CACHE_DIR"):
+        return Path(os.environ["LITE_ENV_CACHE_DIR"]).absolute()
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def default_channel(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """The repository's channel, built from recipes/ (the runtime and the pinned wheels)."""
+    from lite_env.channel.build import build_channel
+
+    channel = tmp_path_factory.mktemp("default") / "channel"
+    return build_channel(REPOSITORY / "recipes", channel, cache_dir=cache_dir).channel
+
+
+@pytest.fixture(scope="session")
+def default_environment(default_channel: Path) -> Path:
+    """The repository's environment.yml, beside the channel built from recipes/."""
+    path = default_channel.parent / "environment.yml"
+    shutil.copyfile(REPOSITORY / "environment.yml", path)
+    return path
 
 
 @pytest.fixture

@@ -90,6 +90,7 @@ def test_chunk_content_matches_the_manifest(prefix, tmp_path):
 def test_symlinks_stay_symlinks_and_libraries_are_listed(prefix, tmp_path):
     chunks = {c["package"]: c for c in manifest(pack(prefix, tmp_path / "image"))["chunks"]}
     assert chunks["kitchen-lib"]["symlinks"] == [["lib/libkitchen.so", "libkitchen.so.1"]]
+    assert chunks["kitchen-lib"]["dynlibs"] == ["lib/libkitchen.so"]
     assert chunks["kitchen"]["dynlibs"] == [
         "lib/libkitchen.so.1",
         f"{SITE}/kitchen/_speedups.cpython-314-wasm32-emscripten.so",

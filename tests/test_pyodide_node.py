@@ -22,14 +22,6 @@ RECIPE = Path(__file__).parents[1] / "recipes" / "pyodide-python"
 GREET = b'def hello():\n    return "Hello from greet"\n'
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache for the session (npm tarballs are fetched once), or $LITE_ENV_CACHE_DIR."""
-    if os.environ.get("LITE_ENV_CACHE_DIR"):
-        return Path(os.environ["LITE_ENV_CACHE_DIR"]).absolute()
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(scope="module")
 def prefix(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     """The runtime built from its recipe plus a noarch package `greet`, installed."""

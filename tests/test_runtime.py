@@ -34,14 +34,6 @@ RUNTIME_FILES = (
 )
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache for the session (npm tarballs are fetched once), or $LITE_ENV_CACHE_DIR."""
-    if os.environ.get("LITE_ENV_CACHE_DIR"):
-        return Path(os.environ["LITE_ENV_CACHE_DIR"]).absolute()
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(scope="module")
 def runtime_channel(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
     """A channel holding the runtime built from the recipe, indexed."""
