@@ -28,39 +28,42 @@ DONE = "done.json"
 
 
 @dataclass(frozen=True)
-class Build:
-    """What `build` produced."""
+class PreparedImage:
+    """The environment up to its image: what a site needs besides jupyterlite-core's apps."""
 
     lock: Lock
     image: Image
-    site: Site
+    runtime_dir: Path
+    provides: tuple[str, ...]
     reused: bool
     bytecode_problems: tuple[str, ...] = ()
 
 
-def build(
+@dataclass(frozen=True)
+class Build:
+    """What `build` produced."""
+
+    prepared: PreparedImage
+    site: Site
+
+
+def prepare_image(
     spec: EnvSpec,
-    output: Path,
     *,
     cache_dir: Path,
     locked: bool = False,
-    contents: Sequence[Path] = (),
     bytecode: Bytecode = "imported",
     rules: PackRules | None = None,
-    allow_pypi: bool = False,
     report: Callable[[str], None] = lambda message: None,
-) -> Build:
-    """Build the site for `spec` into `output`.
+) -> PreparedImage:
+    """Lock (or read the lock), install, compile and pack the environment, reusing the cache.
 
     Args:
         spec: the environment.
-        output: the site folder (replaced when the build succeeds).
         cache_dir: lite-env's cache folder.
         locked: use the lock as it is, and fail if it does not match the spec.
-        contents: notebooks and data to ship in the site.
         bytecode: which modules get precompiled bytecode.
         rules: what the image leaves out.
-        allow_pypi: let `%pip install` in the browser fall back to PyPI.
         report: receives a line for each stage as it starts.
     """
     rules = rules or PackRules()
@@ -86,16 +89,40 @@ def build(
         report("packing")
         image = pack(prefix, work / "image", rules=rules, overlay=work / "bytecode")
         done.write_text(json.dumps({"manifest": image.manifest}))
+    provides = tuple(_provided_names(lock, image))
+    return PreparedImage(lock, image, work / "prefix" / RUNTIME_DIR, provides, reused, problems)
+
+
+def build(
+    spec: EnvSpec,
+    output: Path,
+    *,
+    cache_dir: Path,
+    locked: bool = False,
+    contents: Sequence[Path] = (),
+    bytecode: Bytecode = "imported",
+    rules: PackRules | None = None,
+    allow_pypi: bool = False,
+    report: Callable[[str], None] = lambda message: None,
+) -> Build:
+    """Build the site for `spec` into `output` (replaced only when the build succeeds).
+
+    `contents` are notebooks and data to ship; `allow_pypi` lets `%pip install` in the
+    browser fall back to PyPI; the other arguments are prepare_image's.
+    """
+    prepared = prepare_image(
+        spec, cache_dir=cache_dir, locked=locked, bytecode=bytecode, rules=rules, report=report
+    )
     report("building the site")
     site = build_site(
-        image,
-        work / "prefix" / RUNTIME_DIR,
+        prepared.image,
+        prepared.runtime_dir,
         output,
-        provides=_provided_names(lock, image),
+        provides=prepared.provides,
         contents=contents,
         allow_pypi=allow_pypi,
     )
-    return Build(lock, image, site, reused, problems)
+    return Build(prepared, site)
 
 
 def _build_key(lock: Lock, bytecode: Bytecode, rules: PackRules) -> str:

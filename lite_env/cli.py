@@ -371,27 +371,28 @@ def cmd_build(args: argparse.Namespace) -> None:
             allow_pypi=args.allow_pypi,
             report=lambda message: status.update(message),
         )
-    for problem in result.bytecode_problems:
+    prepared = result.prepared
+    for problem in prepared.bytecode_problems:
         stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
     summary = {
         "site": str(result.site.folder),
-        "packages": len(result.lock.records),
+        "packages": len(prepared.lock.records),
         "image": {
-            "manifest": result.image.manifest,
-            "chunks": len(result.image.chunks),
-            "bytes": result.image.size,
-            "raw_bytes": result.image.raw_size,
+            "manifest": prepared.image.manifest,
+            "chunks": len(prepared.image.chunks),
+            "bytes": prepared.image.size,
+            "raw_bytes": prepared.image.raw_size,
         },
-        "reused_image": result.reused,
+        "reused_image": prepared.reused,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return
     stderr.print(
-        f"built {result.site.folder}: {len(result.lock.records)} packages, image"
-        f" {decimal(result.image.size)} in {len(result.image.chunks)} chunks"
-        f" ({decimal(result.image.raw_size)} unpacked)"
-        + (", reused from the cache" if result.reused else "")
+        f"built {result.site.folder}: {len(prepared.lock.records)} packages, image"
+        f" {decimal(prepared.image.size)} in {len(prepared.image.chunks)} chunks"
+        f" ({decimal(prepared.image.raw_size)} unpacked)"
+        + (", reused from the cache" if prepared.reused else "")
     )
     stderr.print(f"serve it with `lite-env serve {args.output}`")
 

@@ -66,37 +66,59 @@ def build_site(
         contents: files or folders to ship as the site's contents (notebooks, data).
         allow_pypi: let `%pip install` fall back to PyPI (a request outside the site).
     """
+    check_kernel_packages(provides)
+    output = output.absolute()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        _jupyter_lite_build(staging / "site", contents)
+        site = add_environment(
+            staging / "site", image, runtime_dir, provides=provides, allow_pypi=allow_pypi
+        )
+        _swap_in(staging / "site", output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Site(output, site.kernel_settings)
+
+
+def check_kernel_packages(provides: Sequence[str]) -> None:
+    """Refuse an environment without the packages the kernel would otherwise download."""
     missing = [name for name in KERNEL_BOOTSTRAP if name not in provides]
     if missing:
         raise LiteEnvError(
             f"the environment lacks packages the Pyodide kernel needs: {', '.join(missing)}",
             hint="add them to the environment's dependencies (they are in the default channel)",
         )
-    output = output.absolute()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        _jupyter_lite_build(staging / "site", contents)
-        site = staging / "site"
-        shutil.copytree(image.folder, site / IMAGE_DIR)
-        (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
-        for name in RUNTIME_FILES:
-            shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
-        shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)
-        settings = {
-            "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
-            "disablePyPIFallback": not allow_pypi,
-            "loadPyodideOptions": {
-                "packages": list(KERNEL_BOOTSTRAP),
-                "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
-                "liteEnvProvides": sorted(set(provides)),
-            },
-        }
-        _set_kernel_settings(site / "jupyter-lite.json", settings)
-        _swap_in(site, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Site(output, settings)
+
+
+def add_environment(
+    site: Path,
+    image: Image,
+    runtime_dir: Path,
+    *,
+    provides: Sequence[str],
+    allow_pypi: bool = False,
+) -> Site:
+    """Put the runtime, the loader and the image into a built JupyterLite site and point the
+    kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
+    check_kernel_packages(provides)
+    shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
+    shutil.copytree(image.folder, site / IMAGE_DIR)
+    (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
+    for name in RUNTIME_FILES:
+        shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
+    shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)
+    settings = {
+        "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
+        "disablePyPIFallback": not allow_pypi,
+        "loadPyodideOptions": {
+            "packages": list(KERNEL_BOOTSTRAP),
+            "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
+            "liteEnvProvides": sorted(set(provides)),
+        },
+    }
+    _set_kernel_settings(site / "jupyter-lite.json", settings)
+    return Site(site, settings)
 
 
 def _jupyter_lite_build(output: Path, contents: Sequence[Path]) -> None:
