@@ -1,0 +1,155 @@
+"""`lite-env build` and the addon: sites that start, rebuild fast, compare equal, survive a kill."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lite_env.pyodide_node import run_python_with_loader
+from lite_env.serve import make_server
+from lite_env.site import KERNEL_PLUGIN
+
+pytestmark = pytest.mark.slow
+
+
+def kernel_settings(site: Path) -> dict:
+    config = json.loads((site / "jupyter-lite.json").read_text())
+    return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
+
+
+def run_in_site(site: Path, code: str):
+    """Boot the site's kernel runtime under node the way the kernel does, and run code."""
+    settings = kernel_settings(site)
+    server = make_server(site, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        options = dict(settings["loadPyodideOptions"])
+        options["liteEnvManifestURL"] = base + options["liteEnvManifestURL"].removeprefix("./")
+        runtime = site / Path(settings["pyodideUrl"]).parent
+        return run_python_with_loader(runtime, code, options, timeout=300)
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, default_environment, cache_dir):
+    """The default environment built twice, into two folders."""
+    folder = tmp_path_factory.mktemp("sites")
+    env = {**os.environ, "LITE_ENV_CACHE_DIR": str(cache_dir)}
+    summaries = []
+    for name in ("first", "second"):
+        done = subprocess.run(
+            [sys.executable, "-m", "lite_env", "build", "--json", default_environment]
+            + ["-o", folder / name],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        summaries.append(json.loads(done.stdout))
+    return folder / "first", folder / "second", summaries
+
+
+def test_the_site_points_the_kernel_at_the_loader_and_the_image(built):
+    site, _, _ = built
+    settings = kernel_settings(site)
+    assert settings["pyodideUrl"] == "./static/pyodide/lite-env.mjs"
+    assert settings["disablePyPIFallback"] is True
+    options = settings["loadPyodideOptions"]
+    assert set(options["packages"]) <= set(options["liteEnvProvides"])
+    assert (site / options["liteEnvManifestURL"]).is_file()
+    for name in ("pyodide.mjs", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
+        assert (site / "static" / "pyodide" / name).is_file()
+
+
+def test_the_site_runtime_starts_with_the_environment(built):
+    site, _, _ = built
+    done = run_in_site(site, "import IPython, sympy, tabulate\nprint(sympy.Integer(2) ** 100)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1267650600228229401496703205376\n"
+
+
+def test_two_builds_of_one_lock_compare_equal_file_by_file(built):
+    first, second, _ = built
+    compared = filecmp.dircmp(first, second)
+    differing = []
+
+    def walk(comparison, prefix=""):
+        differing.extend(prefix + name for name in comparison.diff_files + comparison.left_only)
+        differing.extend(prefix + name for name in comparison.right_only)
+        for name, sub in comparison.subdirs.items():
+            walk(sub, f"{prefix}{name}/")
+
+    walk(compared)
+    assert differing == []
+
+
+def test_an_unchanged_lock_rebuilds_from_the_cache(built):
+    _, _, (first, second) = built
+    assert second["reused_image"] is True
+    assert second["image"] == first["image"]
+
+
+def test_a_killed_build_leaves_the_previous_site_intact(built, default_environment, cache_dir):
+    site, _, _ = built
+    before = sorted(p.relative_to(site) for p in site.rglob("*"))
+    env = {**os.environ, "LITE_ENV_CACHE_DIR": str(cache_dir)}
+    build = subprocess.Popen(
+        [sys.executable, "-m", "lite_env", "build", default_environment, "-o", site],
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not list(site.parent.glob(f".{site.name}.*")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until the new site is being written beside the old one
+    build.send_signal(signal.SIGKILL)
+    build.wait()
+    assert sorted(p.relative_to(site) for p in site.rglob("*")) == before
+    # the next build succeeds and cleans nothing it should not
+    for leftover in site.parent.glob(f".{site.name}.*"):
+        shutil.rmtree(leftover)
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_env", "build", default_environment, "-o", site],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_jupyter_lite_build_with_the_addon_makes_a_working_site(
+    tmp_path, default_environment, cache_dir
+):
+    lite_dir = tmp_path / "lite"
+    lite_dir.mkdir()
+    shutil.copyfile(default_environment, lite_dir / "environment.yml")
+    (lite_dir / "channel").symlink_to(default_environment.parent / "channel")
+    env = {**os.environ, "LITE_ENV_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyterlite_core", "build", "--output-dir", "_output"],
+        cwd=lite_dir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "post_build:lite-env:environment" in done.stdout + done.stderr
+    site = lite_dir / "_output"
+    assert kernel_settings(site)["pyodideUrl"] == "./static/pyodide/lite-env.mjs"
+    code = "import jedi, networkx as nx\nprint(nx.shortest_path_length(nx.path_graph(5), 0, 4))"
+    done = run_in_site(site, code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "4\n"
