@@ -27,9 +27,9 @@ class LiteEnvAddon(BaseAddon):
         "environment.yml", help="the conda environment file, relative to the lite dir"
     ).tag(config=True)
     locked = Bool(False, help="build exactly the lock; fail if it is out of date").tag(config=True)
-    bytecode = Unicode("imported", help="precompiled bytecode: none, imported or all").tag(
-        config=True
-    )
+    bytecode = Unicode(
+        None, allow_none=True, help="precompiled bytecode: none, imported or all"
+    ).tag(config=True)
     allow_pypi = Bool(False, help="let %pip install fall back to PyPI").tag(config=True)
 
     @property

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from lite_env import __version__
-from lite_env.bytecode import Bytecode, compile_bytecode
+from lite_env.bytecode import KERNEL_IMPORTS, Bytecode, compile_bytecode
 from lite_env.install import install_prefix
 from lite_env.lock import Lock, lock_environment, locked_records
 from lite_env.pack import Image, PackRules, pack, read_image
@@ -52,8 +52,7 @@ def prepare_image(
     *,
     cache_dir: Path,
     locked: bool = False,
-    bytecode: Bytecode = "imported",
-    rules: PackRules | None = None,
+    bytecode: Bytecode | None = None,
     report: Callable[[str], None] = lambda message: None,
 ) -> PreparedImage:
     """Lock (or read the lock), install, compile and pack the environment, reusing the cache.
@@ -62,18 +61,23 @@ def prepare_image(
         spec: the environment.
         cache_dir: lite-env's cache folder.
         locked: use the lock as it is, and fail if it does not match the spec.
-        bytecode: which modules get precompiled bytecode.
-        rules: what the image leaves out.
+        bytecode: which modules get precompiled bytecode (default: the environment file's
+            `lite-env: bytecode`, else "imported").
         report: receives a line for each stage as it starts.
+
+    What the image leaves out and which modules are traced for bytecode come from the
+    environment file's `lite-env:` section.
     """
-    rules = rules or PackRules()
+    rules = PackRules.from_options(spec.options)
+    bytecode = bytecode or spec.options.bytecode or "imported"
+    preload = (*KERNEL_IMPORTS, *spec.options.preload)
     report("locking")
     lock = (
         locked_records(spec, cache_dir=cache_dir)
         if locked
         else lock_environment(spec, cache_dir=cache_dir)
     )
-    work = cache_dir / "builds" / _build_key(lock, bytecode, rules)
+    work = cache_dir / "builds" / _build_key(lock, bytecode, preload, rules)
     done = work / DONE
     problems: tuple[str, ...] = ()
     reused = done.exists()
@@ -84,7 +88,7 @@ def prepare_image(
         report("installing")
         prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
         report("compiling bytecode in Pyodide")
-        _, failed = compile_bytecode(prefix, work / "bytecode", mode=bytecode)
+        _, failed = compile_bytecode(prefix, work / "bytecode", mode=bytecode, preload=preload)
         problems = tuple(failed)
         report("packing")
         image = pack(prefix, work / "image", rules=rules, overlay=work / "bytecode")
@@ -100,8 +104,7 @@ def build(
     cache_dir: Path,
     locked: bool = False,
     contents: Sequence[Path] = (),
-    bytecode: Bytecode = "imported",
-    rules: PackRules | None = None,
+    bytecode: Bytecode | None = None,
     allow_pypi: bool = False,
     report: Callable[[str], None] = lambda message: None,
 ) -> Build:
@@ -111,7 +114,7 @@ def build(
     browser fall back to PyPI; the other arguments are prepare_image's.
     """
     prepared = prepare_image(
-        spec, cache_dir=cache_dir, locked=locked, bytecode=bytecode, rules=rules, report=report
+        spec, cache_dir=cache_dir, locked=locked, bytecode=bytecode, report=report
     )
     report("building the site")
     site = build_site(
@@ -125,11 +128,12 @@ def build(
     return Build(prepared, site)
 
 
-def _build_key(lock: Lock, bytecode: Bytecode, rules: PackRules) -> str:
+def _build_key(lock: Lock, bytecode: Bytecode, preload: Sequence[str], rules: PackRules) -> str:
     content = {
         "lite-env": __version__,
         "records": sorted(r.sha256.hex() if r.sha256 else r.url for r in lock.records),
         "bytecode": bytecode,
+        "preload": list(preload),
         "rules": [rules.exclude, rules.keep, sorted(rules.exclude_by_package.items())],
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]

@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     build_parser_.add_argument(
         "--bytecode",
         choices=["none", "imported", "all"],
-        default="imported",
-        help="precompile the modules the kernel imports at start (default), all, or none",
+        default=None,
+        help="precompile the modules imported at kernel start (the default, or the environment"
+        " file's `lite-env: bytecode`), all, or none",
     )
     build_parser_.add_argument(
         "--allow-pypi",

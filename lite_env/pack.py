@@ -20,6 +20,8 @@ from pathlib import Path
 
 from rattler import PrefixRecord
 
+from lite_env.spec import PackOptions
+
 FORMAT = "lite-env-image/1"
 #: What an image leaves out by default: things no browser kernel runs or reads.
 DEFAULT_EXCLUDE = (
@@ -42,6 +44,7 @@ DEFAULT_EXCLUDE = (
 #: Marks a dist-info as installed by Pyodide, so its per-cell import hook does not reinstall it.
 PYODIDE_SOURCE = ("PYODIDE_SOURCE", b"pyodide")
 GZIP_LEVEL = 9
+SITE_PACKAGES_ALIAS = "site-packages/"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,15 @@ class PackRules:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     keep: tuple[str, ...] = ()
     exclude_by_package: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, options: PackOptions) -> PackRules:
+        """The default rules, extended by an environment file's `lite-env:` section."""
+        return cls(
+            exclude=(*DEFAULT_EXCLUDE, *options.exclude),
+            keep=options.keep,
+            exclude_by_package=dict(options.exclude_by_package),
+        )
 
     def excluded(self, package: str, path: str) -> bool:
         patterns = (*self.exclude, *self.exclude_by_package.get(package, ()))
@@ -263,9 +275,11 @@ def _size(path: Path) -> int:
 
 @cache
 def _glob(pattern: str) -> re.Pattern:
-    """A glob where `*` stays within a folder and `**` spans folders."""
-    regex = ""
-    i = 0
+    """A glob where `*` stays within a folder, `**` spans folders and a leading
+    `site-packages/` stands for the interpreter's site-packages."""
+    regex, i = "", 0
+    if pattern.startswith(SITE_PACKAGES_ALIAS):
+        regex, i = r"lib/python3\.\d+/site-packages/", len(SITE_PACKAGES_ALIAS)
     while i < len(pattern):
         if pattern.startswith("**/", i):
             regex, i = regex + "(?:.*/)?", i + 3

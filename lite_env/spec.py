@@ -18,7 +18,10 @@ from lite_env.errors import LiteEnvError
 
 #: Keys that conda itself writes into environment files; accepted and not used.
 CONDA_KEYS = frozenset({"variables", "prefix"})
-KNOWN_KEYS = frozenset({"name", "channels", "dependencies"}) | CONDA_KEYS
+#: lite-env's own section: how the environment is shipped (see PackOptions).
+OWN_KEY = "lite-env"
+KNOWN_KEYS = frozenset({"name", "channels", "dependencies", OWN_KEY}) | CONDA_KEYS
+BYTECODE_MODES = ("none", "imported", "all")
 #: Channel entries that only tell conda to leave out its default channels.
 IGNORED_CHANNELS = frozenset({"nodefaults"})
 URL_SCHEMES = ("http", "https", "file")
@@ -39,6 +42,27 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class PackOptions:
+    """The `lite-env:` section of an environment file: how its image is made.
+
+    Attributes:
+        bytecode: which modules get .pyc compiled by Pyodide: none, imported (at kernel
+            start, the default) or all.
+        preload: modules imported (and so compiled) besides the kernel's own.
+        exclude: glob patterns of files left out (`site-packages/` stands for the
+            interpreter's site-packages; `**` spans folders).
+        keep: patterns kept even when a default or `exclude` pattern matches.
+        exclude_by_package: patterns left out of one package only.
+    """
+
+    bytecode: str | None = None
+    preload: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    exclude_by_package: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class EnvSpec:
     """A parsed environment file.
 
@@ -56,6 +80,7 @@ class EnvSpec:
     channels: tuple[Channel, ...]
     dependencies: tuple[str, ...]
     pip: tuple[str, ...] = ()
+    options: PackOptions = PackOptions()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -144,14 +169,55 @@ def _parse_document(path: Path, document: object) -> EnvSpec:
             f"{path}: no channels given",
             hint="add a `channels:` list with an emscripten-wasm32 channel (a folder or a URL)",
         )
+    options = _parse_options(document.get(OWN_KEY), where.key(document, OWN_KEY))
     return EnvSpec(
         path=path,
         name=name,
+        options=options,
         channels=channels,
         dependencies=tuple(conda),
         pip=tuple(pip),
         warnings=tuple(warnings),
     )
+
+
+def _parse_options(section: object, location: str) -> PackOptions:
+    if section is None:
+        return PackOptions()
+    if not isinstance(section, CommentedMap):
+        raise LiteEnvError(f"{location}: `{OWN_KEY}` must be a mapping")
+    unknown = sorted(
+        set(section) - {"bytecode", "preload", "exclude", "keep", "exclude-by-package"}
+    )
+    if unknown:
+        raise LiteEnvError(
+            f"{location}: unknown `{OWN_KEY}` option {unknown[0]!r}",
+            hint="known: bytecode, preload, exclude, keep, exclude-by-package",
+        )
+    bytecode = section.get("bytecode")
+    if bytecode is not None and bytecode not in BYTECODE_MODES:
+        raise LiteEnvError(
+            f"{location}: `bytecode` is one of {', '.join(BYTECODE_MODES)}, not {bytecode!r}"
+        )
+    by_package = section.get("exclude-by-package") or {}
+    if not isinstance(by_package, dict):
+        raise LiteEnvError(f"{location}: `exclude-by-package` maps package names to patterns")
+    return PackOptions(
+        bytecode=bytecode,
+        preload=_strings(section, "preload", location),
+        exclude=_strings(section, "exclude", location),
+        keep=_strings(section, "keep", location),
+        exclude_by_package=tuple(
+            (str(name), _strings(by_package, name, location)) for name in sorted(by_package)
+        ),
+    )
+
+
+def _strings(section: dict, key: str, location: str) -> tuple[str, ...]:
+    value = section.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LiteEnvError(f"{location}: `{key}` must be a list of strings")
+    return tuple(value)
 
 
 def _parse_pip(entry: CommentedMap, where: _Locator) -> list[str]:

@@ -116,3 +116,16 @@ def test_rules_exclude_per_package_and_keep_wins(prefix, tmp_path):
     paths = {path for path, *_ in kitchen.files}
     assert f"{SITE}/kitchen/tests/test_sink.py" in paths
     assert f"{SITE}/kitchen/sink.py" not in paths
+
+
+def test_environment_options_extend_the_defaults_and_site_packages_is_an_alias(prefix, tmp_path):
+    from lite_env.spec import PackOptions
+
+    rules = PackRules.from_options(PackOptions(exclude=("site-packages/kitchen/sink.py",)))
+    kitchen = next(
+        c for c in pack(prefix, tmp_path / "i", rules=rules).chunks if c.package == "kitchen"
+    )
+    paths = {path for path, *_ in kitchen.files}
+    assert f"{SITE}/kitchen/__init__.py" in paths
+    assert f"{SITE}/kitchen/sink.py" not in paths
+    assert not [p for p in paths if p.startswith("bin/")]  # the defaults still apply

@@ -112,3 +112,32 @@ def test_digest_ignores_the_folder_and_follows_the_content(tmp_path, small_chann
     changed = read_spec(write(tmp_path, "channels: [./channel]\ndependencies: [tabulate <0.9]\n"))
     assert first.digest == moved.digest
     assert first.digest != changed.digest
+
+
+def test_lite_env_section_sets_how_the_image_is_made(tmp_path, small_channel):
+    path = write(
+        tmp_path,
+        "channels: [./channel]\ndependencies: [sympy]\nlite-env:\n  bytecode: all\n"
+        "  preload: [sympy]\n  exclude: ['site-packages/sympy/plotting/**']\n"
+        "  exclude-by-package:\n    sympy: ['**/benchmarks/**']\n",
+    )
+    options = read_spec(path).options
+    assert options.bytecode == "all"
+    assert options.preload == ("sympy",)
+    assert options.exclude == ("site-packages/sympy/plotting/**",)
+    assert options.exclude_by_package == (("sympy", ("**/benchmarks/**",)),)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("lite-env:\n  bytecode: some\n", "`bytecode` is one of none, imported, all, not 'some'"),
+        ("lite-env:\n  exlcude: []\n", "unknown `lite-env` option 'exlcude'"),
+        ("lite-env:\n  keep: x\n", "`keep` must be a list of strings"),
+    ],
+)
+def test_lite_env_section_errors_name_the_line(tmp_path, small_channel, section, message):
+    path = write(tmp_path, "channels: [./channel]\ndependencies: [sympy]\n" + section)
+    with pytest.raises(LiteEnvError) as raised:
+        read_spec(path)
+    assert raised.value.message == f"{path}:3: {message}"
