@@ -64,6 +64,7 @@ class LiteEnvAddon(BaseAddon):
                 prepared.image,
                 prepared.runtime_dir,
                 provides=prepared.provides,
+                depends=prepared.depends,
                 allow_pypi=self.allow_pypi,
             )
         except LiteEnvError as error:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from rattler import MatchSpec
 
 from lite_env import __version__
 from lite_env.bytecode import KERNEL_IMPORTS, Bytecode, compile_bytecode
 from lite_env.install import install_prefix
 from lite_env.lock import Lock, lock_environment, locked_records
 from lite_env.pack import Image, PackRules, pack, read_image
+from lite_env.pyodide_lock import Mode
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
 from lite_env.spec import EnvSpec
@@ -36,6 +38,15 @@ class PreparedImage:
     runtime_dir: Path
     provides: tuple[str, ...]
     reused: bool
+
+    @property
+    def depends(self) -> dict[str, list[str]]:
+        """Each package's dependencies, by name."""
+        return {
+            r.name.normalized: sorted({MatchSpec(d).name.normalized for d in r.depends})
+            for r in self.lock.records
+        }
+
     bytecode_problems: tuple[str, ...] = ()
 
 
@@ -105,13 +116,15 @@ def build(
     locked: bool = False,
     contents: Sequence[Path] = (),
     bytecode: Bytecode | None = None,
+    mode: Mode = "image",
     allow_pypi: bool = False,
     report: Callable[[str], None] = lambda message: None,
 ) -> Build:
     """Build the site for `spec` into `output` (replaced only when the build succeeds).
 
-    `contents` are notebooks and data to ship; `allow_pypi` lets `%pip install` in the
-    browser fall back to PyPI; the other arguments are prepare_image's.
+    `contents` are notebooks and data to ship; `mode` is "image" or "lock" (see
+    build_site); `allow_pypi` lets `%pip install` in the browser fall back to PyPI; the
+    other arguments are prepare_image's.
     """
     prepared = prepare_image(
         spec, cache_dir=cache_dir, locked=locked, bytecode=bytecode, report=report
@@ -122,7 +135,9 @@ def build(
         prepared.runtime_dir,
         output,
         provides=prepared.provides,
+        depends=prepared.depends,
         contents=contents,
+        mode=mode,
         allow_pypi=allow_pypi,
     )
     return Build(prepared, site)

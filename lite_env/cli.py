@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         " file's `lite-env: bytecode`), all, or none",
     )
     build_parser_.add_argument(
+        "--mode",
+        choices=["image", "lock"],
+        default="image",
+        help="image: lite-env's loader mounts the image before Python starts (default);"
+        " lock: no loader, Pyodide installs archives from pyodide-lock.json (slower)",
+    )
+    build_parser_.add_argument(
         "--allow-pypi",
         action="store_true",
         help="let %%pip install in the browser fall back to PyPI (off: the site stays offline)",
@@ -369,6 +376,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             locked=args.locked,
             contents=args.contents,
             bytecode=args.bytecode,
+            mode=args.mode,
             allow_pypi=args.allow_pypi,
             report=lambda message: status.update(message),
         )

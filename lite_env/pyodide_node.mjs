@@ -125,4 +125,10 @@ async function main(argv) {
   }
 }
 
+// Errors that escape Pyodide's own promises (a package that fails to load): report the stack
+// alone, since node's default report prints a whole line of the minified runtime first.
+process.on("unhandledRejection", (error) => {
+  process.stderr.write(`Pyodide failed: ${error?.stack ?? error}\n`, () => process.exit(2));
+});
+
 process.exitCode = await main(process.argv.slice(2));

@@ -13,12 +13,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
 from lite_env.pack import Image
+from lite_env.pyodide_lock import Mode, write_pyodide_lock
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 #: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
@@ -53,7 +54,9 @@ def build_site(
     output: Path,
     *,
     provides: Sequence[str],
+    depends: Mapping[str, list[str]],
     contents: Sequence[Path] = (),
+    mode: Mode = "image",
     allow_pypi: bool = False,
 ) -> Site:
     """Build the site into `output`, replacing what was there only once the build succeeded.
@@ -63,7 +66,11 @@ def build_site(
         runtime_dir: the Pyodide core files (the installed `python` package's share/pyodide).
         output: the site folder.
         provides: the package names the image provides (conda and PyPI spellings).
+        depends: each package's dependencies by name (for pyodide-lock.json).
         contents: files or folders to ship as the site's contents (notebooks, data).
+        mode: "image" (lite-env's loader writes the image before Python starts) or "lock"
+            (no loader: Pyodide installs archives listed in pyodide-lock.json; slower, and
+            only site-packages and shared libraries are shipped).
         allow_pypi: let `%pip install` fall back to PyPI (a request outside the site).
     """
     check_kernel_packages(provides)
@@ -73,7 +80,13 @@ def build_site(
     try:
         _jupyter_lite_build(staging / "site", contents)
         site = add_environment(
-            staging / "site", image, runtime_dir, provides=provides, allow_pypi=allow_pypi
+            staging / "site",
+            image,
+            runtime_dir,
+            provides=provides,
+            depends=depends,
+            mode=mode,
+            allow_pypi=allow_pypi,
         )
         _swap_in(staging / "site", output)
     finally:
@@ -97,26 +110,41 @@ def add_environment(
     runtime_dir: Path,
     *,
     provides: Sequence[str],
+    depends: Mapping[str, list[str]],
+    mode: Mode = "image",
     allow_pypi: bool = False,
 ) -> Site:
     """Put the runtime, the loader and the image into a built JupyterLite site and point the
     kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
     check_kernel_packages(provides)
     shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
-    shutil.copytree(image.folder, site / IMAGE_DIR)
+    if mode == "image":
+        shutil.copytree(image.folder, site / IMAGE_DIR)
+    lock = write_pyodide_lock(
+        image, runtime_dir / "pyodide-lock.json", site / IMAGE_DIR, depends=dict(depends), mode=mode
+    )
     (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
     for name in RUNTIME_FILES:
         shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
-    shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)
-    settings = {
-        "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
-        "disablePyPIFallback": not allow_pypi,
-        "loadPyodideOptions": {
-            "packages": list(KERNEL_BOOTSTRAP),
-            "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
-            "liteEnvProvides": sorted(set(provides)),
-        },
-    }
+    lock_url = f"./{lock.relative_to(site).as_posix()}"
+    if mode == "image":
+        shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)
+        settings = {
+            "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
+            "loadPyodideOptions": {
+                "lockFileURL": lock_url,
+                "packages": list(KERNEL_BOOTSTRAP),
+                "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
+                "liteEnvProvides": sorted(set(provides)),
+            },
+        }
+    else:
+        packages = sorted(json.loads(lock.read_text())["packages"])
+        settings = {
+            "pyodideUrl": f"./{(PYODIDE_DIR / 'pyodide.mjs').as_posix()}",
+            "loadPyodideOptions": {"lockFileURL": lock_url, "packages": packages},
+        }
+    settings["disablePyPIFallback"] = not allow_pypi
     _set_kernel_settings(site / "jupyter-lite.json", settings)
     return Site(site, settings)
 

@@ -17,7 +17,7 @@ import pytest
 
 from lite_env.pyodide_node import run_python_with_loader
 from lite_env.serve import make_server
-from lite_env.site import KERNEL_PLUGIN
+from lite_env.site import KERNEL_PLUGIN, LOADER, LOADER_NAME
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +37,7 @@ def run_in_site(site: Path, code: str):
         base = f"http://127.0.0.1:{server.server_address[1]}/"
         options = dict(settings["loadPyodideOptions"])
         options["liteEnvManifestURL"] = base + options["liteEnvManifestURL"].removeprefix("./")
+        options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads it as a file
         runtime = site / Path(settings["pyodideUrl"]).parent
         return run_python_with_loader(runtime, code, options, timeout=300)
     finally:
@@ -153,3 +154,32 @@ def test_jupyter_lite_build_with_the_addon_makes_a_working_site(
     done = run_in_site(site, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "4\n"
+
+
+def test_lock_mode_needs_no_loader(tmp_path, default_environment, cache_dir):
+    """--mode lock: Pyodide's own loader installs the environment from pyodide-lock.json."""
+    env = {**os.environ, "LITE_ENV_CACHE_DIR": str(cache_dir)}
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_env", "build", "--mode", "lock", default_environment]
+        + ["-o", site],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    settings = kernel_settings(site)
+    assert settings["pyodideUrl"] == "./static/pyodide/pyodide.mjs"
+    options = settings["loadPyodideOptions"]
+    assert {"ipython", "jedi", "sympy", "pyodide-kernel"} <= set(options["packages"])
+    # the loader passes options through untouched when there is no image: use it to boot
+    shutil.copyfile(LOADER, site / "static" / "pyodide" / LOADER_NAME)
+    options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads files
+    done = run_python_with_loader(
+        site / "static" / "pyodide",
+        "import IPython, sympy, tabulate\nprint(sympy.Integer(3) ** 4)",
+        options,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "81"
