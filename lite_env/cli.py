@@ -198,6 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_parser.set_defaults(command=cmd_serve)
 
+    check_parser = commands.add_parser(
+        "check",
+        help="smoke-test a built site in headless Chromium",
+        description="Serve the site on 127.0.0.1, open it in headless Chromium, start the Pyodide"
+        " kernel, import every top-level module of the environment and report pass/fail per"
+        " module, the time to kernel ready, and any request that left the site. Needs"
+        " /usr/bin/chromium.",
+    )
+    check_parser.add_argument(
+        "site", nargs="?", type=Path, default=Path("_output"), help="the site folder"
+    )
+    check_parser.add_argument("--timeout", type=float, default=180, help="seconds (default 180)")
+    check_parser.add_argument("--screenshot", type=Path, help="save a screenshot of the page")
+    check_parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    check_parser.set_defaults(command=cmd_check)
+
     channel_parser = commands.add_parser(
         "channel",
         help="build, index and serve an emscripten-wasm32 conda channel",
@@ -437,6 +453,51 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if not (args.site / "jupyter-lite.json").is_file():
         raise LiteEnvError(f"{args.site}: not a built site (no jupyter-lite.json)")
     _serve(args.site, args, isolate=args.isolate)
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from lite_env.check import check_site, site_image, top_level_modules
+
+    if not (args.site / "jupyter-lite.json").is_file():
+        raise LiteEnvError(f"{args.site}: not a built site (no jupyter-lite.json)")
+    modules = top_level_modules(*site_image(args.site))
+    with stderr.status(f"starting the kernel and importing {len(modules)} modules"):
+        result = check_site(
+            args.site, imports=modules, timeout=args.timeout, screenshot=args.screenshot
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "time_to_idle_s": round(result.time_to_idle_s, 2),
+                    "modules": {m.name: m.error or "ok" for m in result.modules},
+                    "foreign_requests": list(result.foreign_requests),
+                    "bytes_received": result.bytes_received,
+                    "requests": len(result.requests),
+                },
+                indent=2,
+            )
+        )
+    else:
+        table = Table("module", "import", box=None)
+        for module in result.modules:
+            if module.needs:
+                outcome = f"ok, but it imports {module.needs}, which is not in the environment"
+            else:
+                outcome = "ok" if module.ok else f"[red]FAIL[/] {module.error}"
+            table.add_row(module.name, outcome)
+        Console(highlight=False).print(table)
+        stderr.print(
+            f"kernel ready in {result.time_to_idle_s:.1f} s;"
+            f" {len(result.modules) - len(result.failed)}/{len(result.modules)} modules import;"
+            f" {decimal(result.bytes_received)} received;"
+            f" {len(result.foreign_requests)} requests left the site"
+        )
+        for url in result.foreign_requests:
+            stderr.print(f"[red]outside request:[/] {url}")
+    if not result.ok:
+        raise LiteEnvError(f"{args.site}: the check failed")
 
 
 def cmd_channel_add_pypi(args: argparse.Namespace) -> None:

@@ -161,6 +161,9 @@ def _jupyter_lite_build(output: Path, contents: Sequence[Path]) -> None:
         done = subprocess.run(command, capture_output=True, text=True, cwd=lite_dir, env=env)
     if done.returncode != 0:
         raise LiteEnvError("jupyter lite build failed", hint=(done.stdout + done.stderr)[-3000:])
+    # browsers ask for /favicon.ico, which jupyterlite-core leaves in lab/ only (a 404 each load)
+    if (output / "lab" / "favicon.ico").exists():
+        shutil.copyfile(output / "lab" / "favicon.ico", output / "favicon.ico")
 
 
 def _set_kernel_settings(config: Path, settings: dict) -> None:

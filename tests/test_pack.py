@@ -42,8 +42,8 @@ def prefix(tmp_path: Path) -> Path:
 
     write_conda(
         channel / "noarch",
-        {"name": "kitchen-lib", "version": "1.0", "build": "0", "build_number": 0, "subdir": "noarch",
-         "depends": [], "timestamp": 0},
+        {"name": "kitchen-lib", "version": "1.0", "build": "0", "build_number": 0,
+         "subdir": "noarch", "depends": [], "timestamp": 0},
         [PackageFile("lib/libkitchen.so", link_target="libkitchen.so.1")],
     )  # fmt: skip
     index_channel(channel)

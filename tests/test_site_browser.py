@@ -1,0 +1,133 @@
+"""The default environment's site in headless Chromium: the kernel starts offline, all imports."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lite_env.build import build
+from lite_env.channel.build import build_channel
+from lite_env.check import CheckResult, check_site, site_image, top_level_modules
+from lite_env.errors import LiteEnvError
+from lite_env.spec import read_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ROOT = Path(__file__).parents[1]
+#: Set to a path (relative to the repository) to save a screenshot there, e.g. docs/screenshot.png.
+SCREENSHOT_VAR = "LITE_ENV_SCREENSHOT"
+COURSE_CELL = """\
+import sympy, tabulate, networkx as nx
+x = sympy.Symbol("x")
+roads = nx.Graph([("A", "B"), ("B", "C"), ("C", "E"), ("A", "D"), ("D", "E")])
+print(sympy.factor(x**2 - 1))
+print(tabulate.tabulate([["Ada", 36], ["Alan", 41]], headers=["name", "age"], tablefmt="github"))
+print(nx.shortest_path(roads, "A", "E"))
+"""
+COURSE_OUTPUT = """\
+(x - 1)*(x + 1)
+| name   |   age |
+|--------|-------|
+| Ada    |    36 |
+| Alan   |    41 |
+['A', 'D', 'E']
+"""
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """$LITE_ENV_CACHE_DIR, or one cache for the session."""
+    if os.environ.get("LITE_ENV_CACHE_DIR"):
+        return Path(os.environ["LITE_ENV_CACHE_DIR"]).absolute()
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def channel(cache_dir: Path) -> Path:
+    """The repository's channel, built from recipes/ where a fresh clone lacks it."""
+    return build_channel(ROOT / "recipes", ROOT / "channel", cache_dir=cache_dir).channel
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, channel: Path) -> Path:
+    """The site of the repository's environment.yml (its lock is written outside the repo)."""
+    folder = tmp_path_factory.mktemp("browser")
+    spec = read_spec(ROOT / "environment.yml")
+    spec = dataclasses.replace(spec, path=folder / "environment.yml")
+    return build(spec, folder / "site", cache_dir=cache_dir).site.folder
+
+
+@pytest.fixture(scope="module")
+def modules(site: Path) -> list[str]:
+    return top_level_modules(*site_image(site))
+
+
+@pytest.fixture(scope="module")
+def checked(site: Path, modules: list[str]) -> CheckResult:
+    """One browser session: every module of the image imported, then the course cell."""
+    screenshot = os.environ.get(SCREENSHOT_VAR)
+    result = check_site(
+        site,
+        imports=modules,
+        cells=[COURSE_CELL],
+        screenshot=ROOT / screenshot if screenshot else None,
+    )
+    print(
+        f"kernel idle after {result.time_to_idle_s:.2f} s; {result.responses} responses, "
+        f"{result.bytes_received / 1e6:.1f} MB; console errors: {list(result.console_errors)}"
+    )
+    return result
+
+
+def test_the_image_has_the_environments_modules(modules):
+    for name in ("IPython", "jedi", "pyodide_kernel", "piplite", "sympy", "networkx", "tabulate"):
+        assert name in modules
+    assert not [m for m in modules if m.startswith("_") or m in ("tests", "test")]
+
+
+def test_the_kernel_becomes_idle(checked):
+    assert 0 < checked.time_to_idle_s < 120
+
+
+def test_every_module_of_the_image_imports(checked):
+    assert {m.name: m.error for m in checked.failed} == {}
+    assert len(checked.modules) > 20
+    # matplotlib_inline is IPython's, and imports matplotlib, which the environment lacks
+    assert {m.name: m.needs for m in checked.modules if m.needs} == {
+        "matplotlib_inline": "matplotlib"
+    }
+
+
+def test_no_request_leaves_the_site(checked, site):
+    image_folder, manifest = site_image(site)
+    # the kernel's worker fetches the image: seeing it proves worker requests are recorded
+    assert any(url.endswith(f"/static/lite-env/{manifest}") for url in checked.requests)
+    assert checked.foreign_requests == ()
+
+
+def test_a_course_cell_runs(checked):
+    assert checked.outputs == (COURSE_OUTPUT,)
+
+
+def test_the_screenshot_is_saved_when_asked(checked):
+    if not os.environ.get(SCREENSHOT_VAR):
+        pytest.skip(f"set {SCREENSHOT_VAR}=docs/screenshot.png to save one")
+    if checked.screenshot is None:
+        pytest.skip("the screenshot could not be saved")
+    assert checked.screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_corrupt_chunk_stops_the_kernel_with_the_loaders_message(site, tmp_path):
+    broken = shutil.copytree(site, tmp_path / "site")
+    image_folder, _ = site_image(broken)
+    chunk = next(image_folder.glob("tabulate-*.gz"))
+    chunk.write_bytes(chunk.read_bytes() + b"x")
+    with pytest.raises(LiteEnvError) as failure:
+        check_site(broken, imports=["tabulate"], timeout=120)
+    assert failure.value.message.startswith("the Pyodide kernel failed to start: lite-env: ")
+    assert f"chunk {chunk.name} of package tabulate is corrupt" in failure.value.message
+    assert "uncaught: lite-env: chunk" in failure.value.hint
