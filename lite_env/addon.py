@@ -31,6 +31,7 @@ class LiteEnvAddon(BaseAddon):
         None, allow_none=True, help="precompiled bytecode: none, imported or all"
     ).tag(config=True)
     allow_pypi = Bool(False, help="let %pip install fall back to PyPI").tag(config=True)
+    snapshot = Bool(False, help="ship a memory snapshot for a faster kernel start").tag(config=True)
 
     @property
     def environment_path(self) -> Path:
@@ -57,6 +58,7 @@ class LiteEnvAddon(BaseAddon):
                 cache_dir=cache_dir(),
                 locked=self.locked,
                 bytecode=self.bytecode,
+                snapshot=self.snapshot,
                 report=lambda message: self.log.info(f"[lite-env] {message}"),
             )
             add_environment(
@@ -65,6 +67,7 @@ class LiteEnvAddon(BaseAddon):
                 prepared.runtime_dir,
                 provides=prepared.provides,
                 depends=prepared.depends,
+                snapshot=prepared.snapshot,
                 allow_pypi=self.allow_pypi,
             )
         except LiteEnvError as error:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -24,6 +24,7 @@ from lite_env.pack import Image, PackRules, pack, read_image
 from lite_env.pyodide_lock import Mode
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
+from lite_env.snapshot import Snapshot, make_snapshot, snapshot_modules
 from lite_env.spec import EnvSpec
 
 DONE = "done.json"
@@ -38,6 +39,7 @@ class PreparedImage:
     runtime_dir: Path
     provides: tuple[str, ...]
     reused: bool
+    snapshot: Snapshot | None = None
 
     @property
     def depends(self) -> dict[str, list[str]]:
@@ -64,6 +66,7 @@ def prepare_image(
     cache_dir: Path,
     locked: bool = False,
     bytecode: Bytecode | None = None,
+    snapshot: bool = False,
     report: Callable[[str], None] = lambda message: None,
 ) -> PreparedImage:
     """Lock (or read the lock), install, compile and pack the environment, reusing the cache.
@@ -74,6 +77,8 @@ def prepare_image(
         locked: use the lock as it is, and fail if it does not match the spec.
         bytecode: which modules get precompiled bytecode (default: the environment file's
             `lite-env: bytecode`, else "imported").
+        snapshot: also make a memory snapshot of the interpreter with the kernel's modules
+            (and the `lite-env: preload` ones) imported.
         report: receives a line for each stage as it starts.
 
     What the image leaves out and which modules are traced for bytecode come from the
@@ -88,24 +93,35 @@ def prepare_image(
         if locked
         else lock_environment(spec, cache_dir=cache_dir)
     )
-    work = cache_dir / "builds" / _build_key(lock, bytecode, preload, rules)
+    work = cache_dir / "builds" / _build_key(lock, bytecode, preload, rules, snapshot)
     done = work / DONE
     problems: tuple[str, ...] = ()
     reused = done.exists()
     if reused:
-        image = read_image(work / "image", json.loads(done.read_text())["manifest"])
+        record = json.loads(done.read_text())
+        image = read_image(work / "image", record["manifest"])
+        made = Snapshot(**record["snapshot"]) if record["snapshot"] else None
     else:
         shutil.rmtree(work, ignore_errors=True)
         report("installing")
         prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
         report("compiling bytecode in Pyodide")
-        _, failed = compile_bytecode(prefix, work / "bytecode", mode=bytecode, preload=preload)
-        problems = tuple(failed)
+        compiled = compile_bytecode(prefix, work / "bytecode", mode=bytecode, preload=preload)
+        problems = compiled.problems
         report("packing")
         image = pack(prefix, work / "image", rules=rules, overlay=work / "bytecode")
-        done.write_text(json.dumps({"manifest": image.manifest}))
+        made = None
+        if snapshot:
+            report("making the memory snapshot")
+            modules = snapshot_modules(compiled.imported, spec.options.preload)
+            made = make_snapshot(prefix, work / "image", modules=modules)
+        record = {"manifest": image.manifest, "snapshot": asdict(made) if made else None}
+        done.write_text(json.dumps(record))
     provides = tuple(_provided_names(lock, image))
-    return PreparedImage(lock, image, work / "prefix" / RUNTIME_DIR, provides, reused, problems)
+    runtime = work / "prefix" / RUNTIME_DIR
+    return PreparedImage(
+        lock, image, runtime, provides, reused, snapshot=made, bytecode_problems=problems
+    )
 
 
 def build(
@@ -116,6 +132,7 @@ def build(
     locked: bool = False,
     contents: Sequence[Path] = (),
     bytecode: Bytecode | None = None,
+    snapshot: bool = False,
     mode: Mode = "image",
     allow_pypi: bool = False,
     report: Callable[[str], None] = lambda message: None,
@@ -127,7 +144,12 @@ def build(
     other arguments are prepare_image's.
     """
     prepared = prepare_image(
-        spec, cache_dir=cache_dir, locked=locked, bytecode=bytecode, report=report
+        spec,
+        cache_dir=cache_dir,
+        locked=locked,
+        bytecode=bytecode,
+        snapshot=snapshot and mode == "image",
+        report=report,
     )
     report("building the site")
     site = build_site(
@@ -136,6 +158,7 @@ def build(
         output,
         provides=prepared.provides,
         depends=prepared.depends,
+        snapshot=prepared.snapshot,
         contents=contents,
         mode=mode,
         allow_pypi=allow_pypi,
@@ -143,9 +166,12 @@ def build(
     return Build(prepared, site)
 
 
-def _build_key(lock: Lock, bytecode: Bytecode, preload: Sequence[str], rules: PackRules) -> str:
+def _build_key(
+    lock: Lock, bytecode: Bytecode, preload: Sequence[str], rules: PackRules, snapshot: bool
+) -> str:
     content = {
         "lite-env": __version__,
+        "snapshot": snapshot,
         "records": sorted(r.sha256.hex() if r.sha256 else r.url for r in lock.records),
         "bytecode": bytecode,
         "preload": list(preload),

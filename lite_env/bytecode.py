@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +28,13 @@ import importlib, importlib.util, json, os, py_compile, site, sys
 
 mode, preload, overlay = {mode!r}, {preload!r}, {overlay!r}
 site_packages = site.getsitepackages()[0]
+started = set(sys.modules)
 failed = []
+for module in preload:
+    try:
+        importlib.import_module(module)
+    except Exception as error:
+        failed.append(f"{{module}}: {{type(error).__name__}}: {{error}}")
 if mode == "all":
     sources = [
         os.path.join(folder, name)
@@ -36,11 +43,6 @@ if mode == "all":
         if name.endswith(".py")
     ]
 else:
-    for module in preload:
-        try:
-            importlib.import_module(module)
-        except Exception as error:
-            failed.append(f"{{module}}: {{type(error).__name__}}: {{error}}")
     sources = [
         m.__file__ for m in list(sys.modules.values())
         if (getattr(m, "__file__", None) or "").startswith(site_packages + "/")
@@ -57,8 +59,19 @@ for source in sorted(set(sources)):
         count += 1
     except py_compile.PyCompileError as error:
         failed.append(f"{{source}}: {{error.msg}}")
-sys.__stdout__.write(json.dumps({{"compiled": count, "failed": failed}}) + "\\n")
+imported = sorted(set(sys.modules) - started)
+result = {{"compiled": count, "failed": failed, "imported": imported}}
+sys.__stdout__.write(json.dumps(result) + "\\n")
 """
+
+
+@dataclass(frozen=True)
+class CompiledBytecode:
+    """What compile_bytecode did: files compiled, problems met, modules the preload imported."""
+
+    compiled: int
+    problems: tuple[str, ...]
+    imported: tuple[str, ...]
 
 
 def compile_bytecode(
@@ -67,7 +80,7 @@ def compile_bytecode(
     *,
     mode: Bytecode = "imported",
     preload: Sequence[str] = KERNEL_IMPORTS,
-) -> tuple[int, list[str]]:
+) -> CompiledBytecode:
     """Write `.pyc` files for the prefix's site-packages under `overlay` (prefix-relative paths).
 
     Args:
@@ -76,15 +89,16 @@ def compile_bytecode(
         mode: which modules to compile (see Bytecode).
         preload: the modules imported to trace what "imported" compiles.
 
-    Returns the number of files compiled and the problems met (modules that failed to import,
-    sources that do not compile): these are reported, not fatal.
+    Returns the number of files compiled, the problems met (modules that failed to import,
+    sources that do not compile: reported, not fatal) and the modules the preload imported
+    (traced in every mode).
     """
     if mode == "none":
-        return 0, []
+        return CompiledBytecode(0, (), ())
     overlay.mkdir(parents=True, exist_ok=True)
     code = _COMPILE.format(mode=mode, preload=list(preload), overlay=OVERLAY)
     done = run_python(prefix, code, mounts={overlay: OVERLAY}, timeout=600)
     if done.returncode != 0:
         raise LiteEnvError("cannot compile bytecode in Pyodide", hint=done.stderr[-3000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return result["compiled"], result["failed"]
+    return CompiledBytecode(result["compiled"], tuple(result["failed"]), tuple(result["imported"]))

@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         " file's `lite-env: bytecode`), all, or none",
     )
     build_parser_.add_argument(
+        "--snapshot",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="ship a memory snapshot of the interpreter with the kernel's modules imported:"
+        " the kernel starts in about half the time, for about 10 MB more to download",
+    )
+    build_parser_.add_argument(
         "--mode",
         choices=["image", "lock"],
         default="image",
@@ -392,6 +399,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             locked=args.locked,
             contents=args.contents,
             bytecode=args.bytecode,
+            snapshot=args.snapshot,
             mode=args.mode,
             allow_pypi=args.allow_pypi,
             report=lambda message: status.update(message),
@@ -428,7 +436,7 @@ def cmd_pack(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         overlay = Path(scratch)
         with stderr.status("compiling bytecode in Pyodide"):
-            _, problems = compile_bytecode(args.prefix, overlay, mode=args.bytecode)
+            problems = compile_bytecode(args.prefix, overlay, mode=args.bytecode).problems
         for problem in problems:
             stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
         image = pack(args.prefix, args.output, overlay=overlay)

@@ -6,6 +6,10 @@
 //   liteEnvManifestURL  the image manifest (image-<sha>.json); chunks are found beside it.
 //   liteEnvProvides     package names the image provides: removed from `packages`, so Pyodide
 //                       does not look them up while the kernel skips its own installs of them.
+//   liteEnvSnapshotURL, liteEnvSnapshotSha256
+//                       a gzipped memory snapshot made at build time: restored instead of a
+//                       cold boot (the image still fills the file system); on any failure the
+//                       start falls back to a cold boot with a console warning.
 // Every chunk is fetched at once, in parallel with the runtime's boot, checked against the
 // manifest's sha256, gunzipped with the platform's DecompressionStream and written in fsInit.
 // A missing or corrupt chunk fails the start with a message that names it.
@@ -17,24 +21,54 @@ const FORMAT = "lite-env-image/1";
 
 export async function loadPyodide(options = {}) {
   const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
+  const { liteEnvSnapshotURL, liteEnvSnapshotSha256, ...runtimeOptions } = rest;
   if (!liteEnvManifestURL) {
     return loadPyodideRuntime(options);
   }
   const image = fetchImage(new URL(liteEnvManifestURL, import.meta.url));
   const provided = new Set(liteEnvProvides);
-  const userFsInit = rest.fsInit;
-  const pyodide = loadPyodideRuntime({
-    ...rest,
-    packages: (rest.packages ?? []).filter((name) => !provided.has(name)),
+  const userFsInit = runtimeOptions.fsInit;
+  const boot = {
+    ...runtimeOptions,
+    packages: (runtimeOptions.packages ?? []).filter((name) => !provided.has(name)),
     fsInit: async (FS, info) => {
       writeImage(FS, await image.catch(() => []));
       if (userFsInit) await userFsInit(FS, info);
     },
-  });
+  };
+  const pyodide = liteEnvSnapshotURL
+    ? restore(boot, new URL(liteEnvSnapshotURL, import.meta.url), liteEnvSnapshotSha256)
+    : loadPyodideRuntime(boot);
   // A missing or corrupt chunk fails the start here, with its message: an error thrown
   // inside fsInit would leave the kernel hanging with no word.
   await image;
   return pyodide;
+}
+
+/** Restore the snapshot (fetched while the runtime downloads); boot cold if that fails. */
+async function restore(boot, snapshotURL, sha256) {
+  const snapshot = fetchBytes(snapshotURL, "the memory snapshot", sha256).then(gunzip);
+  snapshot.catch(() => {}); // reported below, where the start falls back
+  try {
+    const { default: createModule } = await import("./pyodide.asm.mjs");
+    const pyodide = await loadPyodideRuntime({
+      ...boot,
+      _loadSnapshot: snapshot,
+      // Pyodide 314 starts with a 30 MiB heap and cannot restore a larger snapshot into it
+      createPyodideModule: async (settings) => {
+        const module = await createModule(settings);
+        const bytes = await snapshot;
+        if (module.HEAP8.length < bytes.length) module.growMemory(bytes.length);
+        return module;
+      },
+    });
+    // the snapshot froze the random state of the build: every page load would repeat it
+    pyodide.runPython("import random; random.seed()");
+    return pyodide;
+  } catch (error) {
+    console.warn(`lite-env: cannot restore ${snapshotURL} (${error}); starting cold`);
+    return loadPyodideRuntime(boot);
+  }
 }
 
 /** Fetch the manifest, then every chunk at once; resolve to [{chunk, bytes}]. */
@@ -50,21 +84,31 @@ async function fetchImage(manifestURL) {
 
 async function fetchChunk(manifestURL, chunk) {
   const url = new URL(chunk.file, manifestURL);
-  const response = await fetchOk(url, `chunk ${chunk.file} of package ${chunk.package}`);
-  const compressed = new Uint8Array(await response.arrayBuffer());
-  const digest = hex(await crypto.subtle.digest("SHA-256", compressed));
-  if (digest !== chunk.sha256) {
-    throw new Error(
-      `lite-env: chunk ${chunk.file} of package ${chunk.package} is corrupt ` +
-        `(sha256 ${digest}, expected ${chunk.sha256}); rebuild or redeploy the site`,
-    );
-  }
-  const stream = new Blob([compressed]).stream().pipeThrough(new DecompressionStream("gzip"));
-  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+  const what = `chunk ${chunk.file} of package ${chunk.package}`;
+  const bytes = await gunzip(await fetchBytes(url, what, chunk.sha256));
   if (bytes.length !== chunk.raw_size) {
-    throw new Error(`lite-env: chunk ${chunk.file} unpacks to the wrong size`);
+    throw new Error(`lite-env: ${what} unpacks to the wrong size`);
   }
   return bytes;
+}
+
+/** Fetch a file and check its sha256; the error names `what`. */
+async function fetchBytes(url, what, sha256) {
+  const response = await fetchOk(url, what);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
+  if (digest !== sha256) {
+    throw new Error(
+      `lite-env: ${what} is corrupt (sha256 ${digest}, expected ${sha256});` +
+        " rebuild or redeploy the site",
+    );
+  }
+  return bytes;
+}
+
+async function gunzip(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 async function fetchOk(url, what) {

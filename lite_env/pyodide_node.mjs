@@ -8,11 +8,12 @@
 // before the interpreter starts; each --mount puts a host folder at a path of Pyodide's file
 // system (NODEFS: writes there land on the host). --loader boots through lite-env's loader
 // (lite-env.mjs beside pyodide.mjs) with these loadPyodide options, so the environment comes
-// from an image. The code runs as __main__; its output goes to stdout/stderr.
+// from an image. The code runs as __main__; its output goes to stdout/stderr. --snapshot OUT
+// runs the code, then writes a memory snapshot of the interpreter to OUT.
 // Exit status: 0, a SystemExit's status, 1 after an uncaught exception (traceback on stderr),
 // 2 when Pyodide cannot start. Nothing is fetched from the network: no packages are loaded.
 
-import { lstatSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { lstatSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -62,11 +63,14 @@ function rawWriter(stream) {
   return { write: (buffer) => (stream.write(Buffer.from(buffer)), buffer.length) };
 }
 
-/** Parse `RUNTIME_DIR [SITE_PACKAGES_DIR] [--mount HOST:GUEST]... [--loader OPTIONS_JSON]`. */
+/** Parse `RUNTIME_DIR [SITE_PACKAGES_DIR] [--mount HOST:GUEST]... [--loader OPTIONS_JSON]
+ * [--snapshot OUT]`. */
 function parseArgs(argv) {
-  const args = { runtimeDir: null, sitePackages: null, mounts: [], loader: null };
+  const args = { runtimeDir: null, sitePackages: null, mounts: [], loader: null, snapshot: null };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--mount") {
+    if (argv[i] === "--snapshot") {
+      args.snapshot = resolve(argv[++i]);
+    } else if (argv[i] === "--mount") {
       const [host, guest] = argv[++i].split(":");
       args.mounts.push([resolve(host), guest]);
     } else if (argv[i] === "--loader") {
@@ -91,7 +95,7 @@ async function main(argv) {
     );
     return 2;
   }
-  const { runtimeDir, sitePackages, mounts, loader } = args;
+  const { runtimeDir, sitePackages, mounts, loader, snapshot } = args;
   const code = readFileSync(0, "utf8");
   // --loader boots through lite-env's loader (beside pyodide.mjs) with the given options
   const module = loader ? "lite-env.mjs" : "pyodide.mjs";
@@ -100,6 +104,7 @@ async function main(argv) {
     const { loadPyodide } = await import(pathToFileURL(join(runtimeDir, module)).href);
     pyodide = await loadPyodide({
       ...(loader ?? {}),
+      ...(snapshot ? { _makeSnapshot: true } : {}),
       indexURL: `${runtimeDir}/`,
       fsInit: async (FS, info) => {
         if (sitePackages) copyTree(FS, sitePackages, info.sitePackages);
@@ -115,6 +120,7 @@ async function main(argv) {
     await new Promise((done) => process.stderr.write(message, done));
     process.exit(2);
   }
+  if (snapshot) return makeSnapshot(pyodide, code, snapshot);
   pyodide.setStdout(rawWriter(process.stdout));
   pyodide.setStderr(rawWriter(process.stderr));
   const run = pyodide.runPython(DRIVER);
@@ -123,6 +129,21 @@ async function main(argv) {
   } finally {
     run.destroy();
   }
+}
+
+/** Run the code, then save a memory snapshot of the interpreter to `out`. Nothing that holds
+ * a JS reference may stay alive (no stdout handler, no driver function), and the record of
+ * loaded packages must be empty: the snapshot serializer refuses anything else. */
+function makeSnapshot(pyodide, code, out) {
+  try {
+    pyodide.runPython(code);
+  } catch (error) {
+    process.stderr.write(`${error?.message ?? error}\n`);
+    return 1;
+  }
+  for (const name of Object.keys(pyodide.loadedPackages)) delete pyodide.loadedPackages[name];
+  writeFileSync(out, pyodide.makeMemorySnapshot());
+  return 0;
 }
 
 // Errors that escape Pyodide's own promises (a package that fails to load): report the stack

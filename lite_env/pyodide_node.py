@@ -21,6 +21,7 @@ def run_python(
     code: str,
     *,
     mounts: Mapping[Path, str] | None = None,
+    snapshot: Path | None = None,
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run `code` as __main__ in the prefix's Pyodide under node and return the finished process.
@@ -31,6 +32,8 @@ def run_python(
         code: Python source, passed on stdin.
         mounts: host folders to mount at paths of Pyodide's file system (writes land on the
             host).
+        snapshot: run the code in an interpreter made for snapshots, then write its memory
+            snapshot to this file. Its output then goes to the console unchanged.
         timeout: seconds before the run is abandoned.
 
     The return code is 0, the status of a SystemExit, or 1 after an uncaught exception (its
@@ -47,6 +50,8 @@ def run_python(
     arguments = [str(runtime), *map(str, site_packages[-1:])]
     for host, guest in (mounts or {}).items():
         arguments += ["--mount", f"{host.absolute()}:{guest}"]
+    if snapshot is not None:
+        arguments += ["--snapshot", str(snapshot.absolute())]
     return _run_node(arguments, code, timeout)
 
 

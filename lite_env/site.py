@@ -20,6 +20,7 @@ from pathlib import Path
 from lite_env.errors import LiteEnvError
 from lite_env.pack import Image
 from lite_env.pyodide_lock import Mode, write_pyodide_lock
+from lite_env.snapshot import Snapshot
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 #: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
@@ -55,6 +56,7 @@ def build_site(
     *,
     provides: Sequence[str],
     depends: Mapping[str, list[str]],
+    snapshot: Snapshot | None = None,
     contents: Sequence[Path] = (),
     mode: Mode = "image",
     allow_pypi: bool = False,
@@ -67,6 +69,7 @@ def build_site(
         output: the site folder.
         provides: the package names the image provides (conda and PyPI spellings).
         depends: each package's dependencies by name (for pyodide-lock.json).
+        snapshot: a memory snapshot in the image folder, restored instead of a cold boot.
         contents: files or folders to ship as the site's contents (notebooks, data).
         mode: "image" (lite-env's loader writes the image before Python starts) or "lock"
             (no loader: Pyodide installs archives listed in pyodide-lock.json; slower, and
@@ -85,6 +88,7 @@ def build_site(
             runtime_dir,
             provides=provides,
             depends=depends,
+            snapshot=snapshot,
             mode=mode,
             allow_pypi=allow_pypi,
         )
@@ -111,6 +115,7 @@ def add_environment(
     *,
     provides: Sequence[str],
     depends: Mapping[str, list[str]],
+    snapshot: Snapshot | None = None,
     mode: Mode = "image",
     allow_pypi: bool = False,
 ) -> Site:
@@ -138,6 +143,11 @@ def add_environment(
                 "liteEnvProvides": sorted(set(provides)),
             },
         }
+        if snapshot is not None:
+            settings["loadPyodideOptions"] |= {
+                "liteEnvSnapshotURL": f"./{(IMAGE_DIR / snapshot.file).as_posix()}",
+                "liteEnvSnapshotSha256": snapshot.sha256,
+            }
     else:
         packages = sorted(json.loads(lock.read_text())["packages"])
         settings = {

@@ -147,8 +147,8 @@ def default_image(tmp_path_factory, default_environment, cache_dir):
     folder = tmp_path_factory.mktemp("default-image")
     records = solve(read_spec(default_environment), cache_dir=cache_dir)
     prefix = install_prefix(records, folder / "prefix", cache_dir=cache_dir)
-    compiled, problems = compile_bytecode(prefix, folder / "bytecode")
-    assert compiled > 100 and problems == []
+    compiled = compile_bytecode(prefix, folder / "bytecode")
+    assert compiled.compiled > 100 and compiled.problems == ()
     image = pack(prefix, folder / "image", overlay=folder / "bytecode")
     return runtime_folder(prefix, folder / "runtime"), image
 
