@@ -42,7 +42,12 @@ export async function loadPyodide(options = {}) {
   // A missing or corrupt chunk fails the start here, with its message: an error thrown
   // inside fsInit would leave the kernel hanging with no word.
   await image;
-  return pyodide;
+  const started = await pyodide;
+  // Pyodide counts the image's packages as loaded by their PYODIDE_SOURCE marks at a cold
+  // start, but not after a snapshot restore: without this, the kernel's per-cell import hook
+  // would try to install them again.
+  for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
+  return started;
 }
 
 /** Restore the snapshot (fetched while the runtime downloads); boot cold if that fails. */

@@ -1,0 +1,122 @@
+"""Memory snapshots: restored instead of a cold boot, reseeded, and refused when they don't fit."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from lite_env.build import build
+from lite_env.pyodide_node import run_python_with_loader
+from lite_env.serve import make_server
+from lite_env.site import KERNEL_PLUGIN
+from lite_env.spec import read_spec
+
+pytestmark = pytest.mark.slow
+#: Where Pyodide's snapshot header keeps the id of the runtime build it was made with.
+BUILD_ID = slice(16, 48)
+PROBE = "import sys, random\nprint('IPython' in sys.modules, random.random())"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, default_environment, cache_dir) -> Path:
+    output = tmp_path_factory.mktemp("snapshot") / "site"
+    built = build(read_spec(default_environment), output, cache_dir=cache_dir, snapshot=True)
+    assert built.prepared.snapshot is not None
+    assert "IPython.core.interactiveshell" in built.prepared.snapshot.modules
+    assert not [m for m in built.prepared.snapshot.modules if m.startswith("pyodide_kernel")]
+    return output
+
+
+def settings(site: Path) -> dict:
+    config = json.loads((site / "jupyter-lite.json").read_text())
+    return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
+
+
+@contextmanager
+def served(site: Path):
+    server = make_server(site, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def run_kernel_runtime(site: Path, code: str):
+    """Start the site's runtime under node as the kernel's worker would, and run code."""
+    options = dict(settings(site)["loadPyodideOptions"])
+    with served(site) as base:
+        for key in ("liteEnvManifestURL", "liteEnvSnapshotURL"):
+            options[key] = base + options[key].removeprefix("./")
+        options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads files
+        return run_python_with_loader(site / "static" / "pyodide", code, options, timeout=300)
+
+
+def test_the_site_restores_the_snapshot_and_reseeds_random(site):
+    first, second = run_kernel_runtime(site, PROBE), run_kernel_runtime(site, PROBE)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    restored = [run.stdout.split() for run in (first, second)]
+    assert [flag for flag, _ in restored] == ["True", "True"]  # imported before any code ran
+    assert restored[0][1] != restored[1][1]
+    assert "starting cold" not in first.stderr
+
+
+def test_a_snapshot_of_another_runtime_build_is_refused_and_the_start_goes_cold(site, tmp_path):
+    other = tmp_path / "site"
+    shutil.copytree(site, other)
+    options = settings(other)["loadPyodideOptions"]
+    path = other / options["liteEnvSnapshotURL"]
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[BUILD_ID] = bytes(b ^ 0xFF for b in raw[BUILD_ID])
+    data = gzip.compress(bytes(raw), mtime=0)
+    path.write_bytes(data)
+    config_path = other / "jupyter-lite.json"
+    config = json.loads(config_path.read_text())
+    config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]["loadPyodideOptions"][
+        "liteEnvSnapshotSha256"
+    ] = hashlib.sha256(data).hexdigest()
+    config_path.write_text(json.dumps(config))
+
+    done = run_kernel_runtime(other, PROBE + "\nimport IPython\nprint(IPython.__version__)")
+    assert done.returncode == 0, done.stderr
+    assert "cannot restore" in done.stderr and "starting cold" in done.stderr
+    assert done.stdout.split()[0] == "False"  # a cold start: nothing imported beforehand
+    assert done.stdout.split()[-1].startswith("9.")
+
+
+@pytest.mark.browser
+def test_a_snapshot_site_runs_cells_differs_per_load_and_restarts(site):
+    from lite_env.check import open_notebook, run_cell
+
+    numbers = []
+    for _ in range(2):
+        with open_notebook(site) as notebook:
+            assert not [line for line in notebook.console if "starting cold" in line]
+            numbers.append(run_cell(notebook.page, "import random\nprint(random.random())"))
+            page = notebook.page
+    assert numbers[0] != numbers[1]
+    # the second page is closed now; a restart is checked in a third one
+    with open_notebook(site) as notebook:
+        page = notebook.page
+        cell = "import IPython, sympy\nx = sympy.Integer(7) ** 3\nprint(x)"
+        assert run_cell(page, cell).strip() == "343"
+        page.keyboard.press("Escape")  # command mode: 0, 0 restarts the kernel
+        page.keyboard.press("0")
+        page.keyboard.press("0")
+        page.get_by_role("button", name="Confirm Kernel Restart").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]"
+            ".some((item) => /\\|\\s*Idle$/.test(item.textContent.trim()))",
+            timeout=180_000,
+        )
+        output = run_cell(page, "print('x' in globals(), __import__('sympy').Integer(2) ** 5)")
+        assert output.strip() == "False 32"
