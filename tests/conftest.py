@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +139,49 @@ def project(tmp_path: Path, small_channel: Path) -> Path:
         "  - comm\n  - tabulate\n"
     )
     return folder
+
+
+@contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """Serve a folder on 127.0.0.1 for the block; yields its base URL (ending in /)."""
+    from lite_env.serve import make_server
+
+    server = make_server(folder, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def kernel_settings(site: Path) -> dict:
+    """The Pyodide kernel's settings in a built site's jupyter-lite.json."""
+    from lite_env.site import KERNEL_PLUGIN
+
+    config = json.loads((site / "jupyter-lite.json").read_text())
+    return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
+
+
+def run_in_site(site: Path, code: str):
+    """Start a built site's runtime under node as the kernel's worker does, and run code.
+
+    The site is served on 127.0.0.1 for the loader's fetches; the lock file is given as a
+    path, since Pyodide reads it from the file system under node.
+    """
+    from lite_env.pyodide_node import run_python_with_loader
+
+    settings = kernel_settings(site)
+    options = dict(settings["loadPyodideOptions"])
+    with served(site) as base:
+        for key in ("liteEnvManifestURL", "liteEnvSnapshotURL"):
+            if key in options:
+                options[key] = base + options[key].removeprefix("./")
+        options["lockFileURL"] = str(site / options["lockFileURL"])
+        runtime = site / Path(settings["pyodideUrl"]).parent
+        return run_python_with_loader(runtime, code, options, timeout=300)
 
 
 @dataclass

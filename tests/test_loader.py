@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import conda_package, index_channel
+from conftest import conda_package, index_channel, served
 
 from lite_env.bytecode import compile_bytecode
 from lite_env.channel.recipes import build_recipe
 from lite_env.install import install_prefix
 from lite_env.pack import Image, pack
 from lite_env.pyodide_node import RUNTIME_DIR, run_python_with_loader
-from lite_env.serve import make_server
 from lite_env.site import LOADER, LOADER_NAME, RUNTIME_FILES
 from lite_env.solve import solve
 from lite_env.spec import read_spec
@@ -44,18 +40,6 @@ def add(a, b):
 """
 
 
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    server = make_server(folder, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
-
-
 def runtime_folder(prefix: Path, folder: Path) -> Path:
     """Pyodide's files and the loader side by side, as a site's static/pyodide/ has them."""
     folder.mkdir(parents=True)
@@ -66,7 +50,7 @@ def runtime_folder(prefix: Path, folder: Path) -> Path:
 
 
 def run(runtime: Path, base_url: str, image: Image, code: str):
-    options = {"liteEnvManifestURL": f"{base_url}/{image.manifest}", "liteEnvProvides": []}
+    options = {"liteEnvManifestURL": f"{base_url}{image.manifest}", "liteEnvProvides": []}
     return run_python_with_loader(runtime, code, options, timeout=300)
 
 
@@ -102,7 +86,7 @@ def kitchen(tmp_path_factory, cache_dir):
 
 def test_library_and_symlink_are_restored_and_load(kitchen):
     runtime, image = kitchen
-    with serve(image.folder) as base_url:
+    with served(image.folder) as base_url:
         done = run(
             runtime,
             base_url,
@@ -122,7 +106,7 @@ def test_a_corrupt_chunk_stops_the_start_and_names_it(kitchen, tmp_path):
         if path.name.startswith("kitchen-1.0-"):
             data[len(data) // 2] ^= 0xFF
         (copy / path.name).write_bytes(bytes(data))
-    with serve(copy) as base_url:
+    with served(copy) as base_url:
         done = run(runtime, base_url, image, "print('started')")
     assert done.returncode == 2 and "started" not in done.stdout
     assert "chunk kitchen-1.0-" in done.stderr and "of package kitchen is corrupt" in done.stderr
@@ -135,7 +119,7 @@ def test_a_missing_chunk_stops_the_start_and_names_it(kitchen, tmp_path):
     for path in image.folder.iterdir():
         if not path.name.startswith("kitchen-link-"):
             (copy / path.name).write_bytes(path.read_bytes())
-    with serve(copy) as base_url:
+    with served(copy) as base_url:
         done = run(runtime, base_url, image, "print('started')")
     assert done.returncode == 2
     assert "of package kitchen-link" in done.stderr and "HTTP 404" in done.stderr
@@ -175,7 +159,7 @@ def test_every_module_of_the_default_environment_imports(default_image):
         "        failed.append(f'{name}: {error!r}')\n"
         "sys.__stdout__.write(repr(failed) + '\\n')\n"
     )
-    with serve(image.folder) as base_url:
+    with served(image.folder) as base_url:
         done = run(runtime, base_url, image, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -190,7 +174,7 @@ def test_ipython_runs_a_cell_from_the_image(default_image):
         "result = InteractiveShell.instance().run_cell(cell)\n"
         "sys.__stdout__.write(f'{result.success} {result.result}\\n')\n"
     )
-    with serve(image.folder) as base_url:
+    with served(image.folder) as base_url:
         done = run(runtime, base_url, image, code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "True (x - 1)*(x + 1)"

@@ -9,40 +9,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
+from conftest import kernel_settings, run_in_site
 
 from lite_env.pyodide_node import run_python_with_loader
-from lite_env.serve import make_server
-from lite_env.site import KERNEL_PLUGIN, LOADER, LOADER_NAME
+from lite_env.site import LOADER, LOADER_NAME
 
 pytestmark = pytest.mark.slow
-
-
-def kernel_settings(site: Path) -> dict:
-    config = json.loads((site / "jupyter-lite.json").read_text())
-    return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
-
-
-def run_in_site(site: Path, code: str):
-    """Boot the site's kernel runtime under node the way the kernel does, and run code."""
-    settings = kernel_settings(site)
-    server = make_server(site, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}/"
-        options = dict(settings["loadPyodideOptions"])
-        options["liteEnvManifestURL"] = base + options["liteEnvManifestURL"].removeprefix("./")
-        options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads it as a file
-        runtime = site / Path(settings["pyodideUrl"]).parent
-        return run_python_with_loader(runtime, code, options, timeout=300)
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture(scope="module")

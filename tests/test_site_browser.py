@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from lite_env.build import build
-from lite_env.channel.build import build_channel
 from lite_env.check import CheckResult, check_site, site_image, top_level_modules
 from lite_env.errors import LiteEnvError
 from lite_env.spec import read_spec
@@ -38,27 +36,11 @@ COURSE_OUTPUT = """\
 """
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """$LITE_ENV_CACHE_DIR, or one cache for the session."""
-    if os.environ.get("LITE_ENV_CACHE_DIR"):
-        return Path(os.environ["LITE_ENV_CACHE_DIR"]).absolute()
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="session")
-def channel(cache_dir: Path) -> Path:
-    """The repository's channel, built from recipes/ where a fresh clone lacks it."""
-    return build_channel(ROOT / "recipes", ROOT / "channel", cache_dir=cache_dir).channel
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, channel: Path) -> Path:
-    """The site of the repository's environment.yml (its lock is written outside the repo)."""
+def site(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, default_environment) -> Path:
+    """The site of the repository's environment.yml, on the channel built from recipes/."""
     folder = tmp_path_factory.mktemp("browser")
-    spec = read_spec(ROOT / "environment.yml")
-    spec = dataclasses.replace(spec, path=folder / "environment.yml")
-    return build(spec, folder / "site", cache_dir=cache_dir).site.folder
+    return build(read_spec(default_environment), folder / "site", cache_dir=cache_dir).site.folder
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,12 @@ import gzip
 import hashlib
 import json
 import shutil
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import kernel_settings, run_in_site
 
 from lite_env.build import build
-from lite_env.pyodide_node import run_python_with_loader
-from lite_env.serve import make_server
 from lite_env.site import KERNEL_PLUGIN
 from lite_env.spec import read_spec
 
@@ -34,35 +31,8 @@ def site(tmp_path_factory, default_environment, cache_dir) -> Path:
     return output
 
 
-def settings(site: Path) -> dict:
-    config = json.loads((site / "jupyter-lite.json").read_text())
-    return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
-
-
-@contextmanager
-def served(site: Path):
-    server = make_server(site, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        thread.join()
-
-
-def run_kernel_runtime(site: Path, code: str):
-    """Start the site's runtime under node as the kernel's worker would, and run code."""
-    options = dict(settings(site)["loadPyodideOptions"])
-    with served(site) as base:
-        for key in ("liteEnvManifestURL", "liteEnvSnapshotURL"):
-            options[key] = base + options[key].removeprefix("./")
-        options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads files
-        return run_python_with_loader(site / "static" / "pyodide", code, options, timeout=300)
-
-
 def test_the_site_restores_the_snapshot_and_reseeds_random(site):
-    first, second = run_kernel_runtime(site, PROBE), run_kernel_runtime(site, PROBE)
+    first, second = run_in_site(site, PROBE), run_in_site(site, PROBE)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     restored = [run.stdout.split() for run in (first, second)]
     assert [flag for flag, _ in restored] == ["True", "True"]  # imported before any code ran
@@ -73,7 +43,7 @@ def test_the_site_restores_the_snapshot_and_reseeds_random(site):
 def test_a_snapshot_of_another_runtime_build_is_refused_and_the_start_goes_cold(site, tmp_path):
     other = tmp_path / "site"
     shutil.copytree(site, other)
-    options = settings(other)["loadPyodideOptions"]
+    options = kernel_settings(other)["loadPyodideOptions"]
     path = other / options["liteEnvSnapshotURL"]
     raw = bytearray(gzip.decompress(path.read_bytes()))
     raw[BUILD_ID] = bytes(b ^ 0xFF for b in raw[BUILD_ID])
@@ -86,7 +56,7 @@ def test_a_snapshot_of_another_runtime_build_is_refused_and_the_start_goes_cold(
     ] = hashlib.sha256(data).hexdigest()
     config_path.write_text(json.dumps(config))
 
-    done = run_kernel_runtime(other, PROBE + "\nimport IPython\nprint(IPython.__version__)")
+    done = run_in_site(other, PROBE + "\nimport IPython\nprint(IPython.__version__)")
     assert done.returncode == 0, done.stderr
     assert "cannot restore" in done.stderr and "starting cold" in done.stderr
     assert done.stdout.split()[0] == "False"  # a cold start: nothing imported beforehand
