@@ -12,7 +12,9 @@ from urllib.parse import unquote, urlparse
 from rattler import InstallerReporter, RepoDataRecord, Subdir, install
 from rattler.exceptions import InstallerError, LinkError, TransactionError
 
+from lite_env.channel.verify import archive_hashes
 from lite_env.errors import LiteEnvError
+from lite_env.fetch import fetch_packages
 from lite_env.solve import PLATFORM
 
 #: The prefix of the environment inside the browser: Pyodide's sys.prefix.
@@ -28,20 +30,23 @@ def install_prefix(
 ) -> Path:
     """Install the records into a fresh `prefix` and return it.
 
-    Packages are downloaded into `cache_dir/pkgs` and checked against the records' sha256.
-    Link scripts never run (they would run on this machine, not in the browser), and
-    prefix placeholders are replaced with the browser's prefix `/`. The prefix is built
-    beside its final place and moved there when complete.
+    Packages are fetched and verified first (lite_env.fetch), then unpacked by rattler from
+    the local copies into `cache_dir/pkgs` and linked. Link scripts never run (they would
+    run on this machine, not in the browser), and prefix placeholders are replaced with the
+    browser's prefix `/`. The prefix is built beside its final place and moved there when
+    complete.
     """
     prefix = prefix.absolute()
-    verify_local_archives(records)
+    local = fetch_packages(records, cache_dir=cache_dir)
+    for record in local:
+        drop_altered_cache_entry(record, cache_dir / "pkgs")
     staging = prefix.with_name(f".{prefix.name}.part")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         asyncio.run(
             install(
-                list(records),
+                local,
                 target_prefix=staging,
                 cache_dir=cache_dir / "pkgs",
                 platform=Subdir(PLATFORM),
@@ -60,24 +65,21 @@ def install_prefix(
     return prefix
 
 
-def verify_local_archives(records: Sequence[RepoDataRecord]) -> None:
-    """Check the sha256 of packages in local (file://) channels against their records.
+def drop_altered_cache_entry(record: RepoDataRecord, package_cache: Path) -> None:
+    """Remove rattler's unpacked copy of a package if a file in it no longer matches the
+    (verified) archive: rattler links from that copy without checking it, and unpacks the
+    archive again when the copy is gone."""
+    entry = package_cache / record.file_name.removesuffix(".conda").removesuffix(".tar.bz2")
+    if not entry.is_dir():
+        return
+    archive = Path(unquote(urlparse(record.url).path))
+    for path, sha256 in archive_hashes(archive).items():
+        file = entry / path
+        if file.is_symlink() or not file.is_file() or _sha256(file) != sha256:
+            shutil.rmtree(entry)
+            return
 
-    rattler checks what it downloads over HTTP, but extracts local archives unchecked.
-    """
-    for record in records:
-        url = urlparse(record.url)
-        if url.scheme != "file" or record.sha256 is None:
-            continue
-        archive = Path(unquote(url.path))
-        try:
-            with archive.open("rb") as stream:
-                actual = hashlib.file_digest(stream, "sha256").digest()
-        except OSError as error:
-            raise LiteEnvError(f"cannot read {record.file_name}", hint=str(error)) from None
-        if actual != record.sha256:
-            raise LiteEnvError(
-                f"{record.file_name} does not match its lock: sha256 {actual.hex()},"
-                f" expected {record.sha256.hex()}",
-                hint=f"{archive} was changed after it was locked; refusing to install it",
-            )
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()

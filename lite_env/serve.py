@@ -1,8 +1,10 @@
-"""A static file server for a channel or a site: 127.0.0.1 by default, right content types."""
+"""A static file server for a channel or a site: 127.0.0.1 by default, right content types,
+and nothing served from outside its folder (neither through `..` nor through a symlink)."""
 
 from __future__ import annotations
 
 import functools
+import os
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,6 +24,16 @@ class StaticHandler(SimpleHTTPRequestHandler):
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
     isolate = False
+
+    def translate_path(self, path: str) -> str:
+        """The file for a URL path, or a path that does not exist when it would lead outside
+        the folder (`..` is already dropped by the base class; this catches symlinks)."""
+        translated = super().translate_path(path)
+        root = os.path.realpath(self.directory)
+        real = os.path.realpath(translated)
+        if real != root and not real.startswith(root + os.sep):
+            return os.path.join(root, ".lite-env-outside-the-folder")
+        return translated
 
     def end_headers(self) -> None:
         if self.isolate:

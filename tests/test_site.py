@@ -158,3 +158,33 @@ def test_lock_mode_needs_no_loader(tmp_path, default_environment, cache_dir):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "81"
+
+
+def test_builds_killed_at_any_stage_leave_the_site_and_the_cache_usable(
+    built, default_environment, tmp_path
+):
+    """SIGKILL a cold build at several moments (locking, fetching, installing, compiling,
+    packing, building the site); each time the previous site stays whole, and a build with
+    the same cache afterwards succeeds and starts."""
+    previous, _, _ = built
+    site = tmp_path / "site"
+    shutil.copytree(previous, site)
+    before = {p.relative_to(site): p.stat().st_size for p in site.rglob("*") if p.is_file()}
+    env = {**os.environ, "LITE_ENV_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "lite_env", "build", default_environment, "-o", site]
+    for delay in (0.5, 1.5, 3, 5, 8, 12):
+        build = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
+        try:
+            build.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            build.send_signal(signal.SIGKILL)
+            build.wait()
+        after = {p.relative_to(site): p.stat().st_size for p in site.rglob("*") if p.is_file()}
+        assert after == before or build.returncode == 0
+        if build.returncode == 0:
+            break
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    started = run_in_site(site, "import IPython, tabulate\nprint(tabulate.tabulate([[1, 2]]))")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.split()[-1] == "-"
