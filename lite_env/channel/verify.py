@@ -30,8 +30,9 @@ def verify_package(
     Checked without unpacking anything to disk: member paths stay inside the prefix (no
     absolute paths, no `..`, no link pointing out), only files, folders and symlinks (no
     devices, FIFOs or hard links), at most `max_size` bytes unpacked (default
-    MAX_UNPACKED_SIZE: a decompression bomb stops there), every file as paths.json says (sha256, size) and listed there, and
-    index.json naming the package as its file name (and `record`, when given) does.
+    MAX_UNPACKED_SIZE: a decompression bomb stops there), every file as paths.json says
+    (sha256, size) and listed there, and index.json naming the package as its file name
+    (and `record`, when given) does.
     """
     max_size = MAX_UNPACKED_SIZE if max_size is None else max_size
     problems: list[str] = []
