@@ -19,12 +19,14 @@ ROOT = Path(__file__).parents[1]
 #: Set to a path (relative to the repository) to save a screenshot there, e.g. docs/screenshot.png.
 SCREENSHOT_VAR = "LITE_ENV_SCREENSHOT"
 COURSE_CELL = """\
-import sympy, tabulate, networkx as nx
+import sympy, tabulate, networkx as nx, yaml, markupsafe, markupsafe._speedups
 x = sympy.Symbol("x")
 roads = nx.Graph([("A", "B"), ("B", "C"), ("C", "E"), ("A", "D"), ("D", "E")])
 print(sympy.factor(x**2 - 1))
 print(tabulate.tabulate([["Ada", 36], ["Alan", 41]], headers=["name", "age"], tablefmt="github"))
 print(nx.shortest_path(roads, "A", "E"))
+print(yaml.load("course: [wasm, conda]", Loader=yaml.CLoader), yaml.__with_libyaml__)
+print(markupsafe.escape("<b>") + markupsafe._speedups.__file__.rsplit(".", 2)[-2])
 """
 COURSE_OUTPUT = """\
 (x - 1)*(x + 1)
@@ -33,6 +35,8 @@ COURSE_OUTPUT = """\
 | Ada    |    36 |
 | Alan   |    41 |
 ['A', 'D', 'E']
+{'course': ['wasm', 'conda']} True
+&lt;b&gt;cpython-314-wasm32-emscripten
 """
 
 
@@ -66,7 +70,10 @@ def checked(site: Path, modules: list[str]) -> CheckResult:
 
 
 def test_the_image_has_the_environments_modules(modules):
-    for name in ("IPython", "jedi", "pyodide_kernel", "piplite", "sympy", "networkx", "tabulate"):
+    for name in (
+        *("IPython", "jedi", "pyodide_kernel", "piplite", "sympy", "networkx", "tabulate"),
+        *("yaml", "markupsafe", "ipywidgets"),
+    ):
         assert name in modules
     assert not [m for m in modules if m.startswith("_") or m in ("tests", "test")]
 

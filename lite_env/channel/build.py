@@ -9,7 +9,7 @@ from pathlib import Path
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import read_pins
 from lite_env.channel.pypi import WheelPin, WheelStore, conda_depends
-from lite_env.channel.recipes import build_recipe
+from lite_env.channel.recipes import build_recipe, order_recipes
 from lite_env.channel.wheel import convert_wheel, read_wheel
 
 RECIPE_FILE = "recipe.yaml"
@@ -38,9 +38,12 @@ def build_channel(
     """
     channel_dir = channel_dir.absolute()
     before = set(channel_dir.glob("*/*.conda"))
-    for recipe in sorted(recipes_dir.glob(f"*/{RECIPE_FILE}")):
-        report(f"recipe {recipe.parent.name}")
-        build_recipe(recipe.parent, channel_dir, cache_dir=cache_dir)
+    # a recipe's host requirements are solved from the channel: build (and index) them first
+    for recipe in order_recipes([path.parent for path in recipes_dir.glob(f"*/{RECIPE_FILE}")]):
+        report(f"recipe {recipe.name}")
+        outputs = build_recipe(recipe, channel_dir, cache_dir=cache_dir, report=report)
+        if set(outputs) - before:
+            index_channel(channel_dir)
     pins = read_pins(recipes_dir)
     if pins.wheels:
         report(f"converting {len(pins.wheels)} wheels")

@@ -1,15 +1,26 @@
-"""Build rattler-build recipes from recipes/ into the channel."""
+"""Build rattler-build recipes from recipes/ into the channel.
+
+A recipe declares, under `extra:`, the files its `source:` entries name (each pinned by sha256
+there) and where they come from: `npm-sources` (`npm pack`), `pypi-sources` (sdists, `pip
+download`) and `debian-sources` (source tarballs, `apt-get source`). `extra.toolchain:
+emscripten` builds it with lite-env's emscripten toolchain (lite_env.channel.toolchain): its
+build script starts with `. "$RECIPE_DIR/toolchain.sh"`, which exports the toolchain's variables
+(EMCC, CFLAGS, LDFLAGS, LITE_ENV_PYTHON...; rattler-build gives scripts a clean environment).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +35,12 @@ VARIANTS_FILE = "variants.yaml"
 LOG_TAIL_LINES = 40
 #: Seconds `npm pack` may take.
 NPM_TIMEOUT = 600
+#: Seconds `pip download` may take.
+PIP_TIMEOUT = 600
+#: The toolchains a recipe may ask for with `extra.toolchain`.
+TOOLCHAINS = ("emscripten",)
+#: The file beside a staged recipe that exports the toolchain's variables to its build script.
+TOOLCHAIN_SCRIPT = "toolchain.sh"
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,28 @@ class NpmSource:
     spec: str
     file: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class PypiSource:
+    """A source file from PyPI: `pip download --no-binary NAME --no-deps <spec>` writes `file`."""
+
+    spec: str
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    """A file of a Debian source package (`apt-get source --download-only package=version`)."""
+
+    package: str
+    version: str
+    file: str
+    sha256: str
+
+
+Source = NpmSource | PypiSource | DebianSource
 
 
 def recipe_outputs(recipe_dir: Path) -> list[PurePosixPath]:
@@ -46,7 +85,57 @@ def recipe_outputs(recipe_dir: Path) -> list[PurePosixPath]:
 
 def npm_sources(recipe_dir: Path) -> list[NpmSource]:
     """The recipe's `extra.npm-sources`, each with the sha256 of its `source:` entry."""
-    return _npm_sources(recipe_dir, *_render(recipe_dir))
+    return [s for s in recipe_sources(recipe_dir) if isinstance(s, NpmSource)]
+
+
+def recipe_sources(recipe_dir: Path) -> list[Source]:
+    """The files the recipe fetches (`extra.npm-sources`, `pypi-sources`, `debian-sources`)."""
+    return _sources(recipe_dir, *_render(recipe_dir))
+
+
+def recipe_requirements(recipe_dir: Path) -> tuple[set[str], set[str]]:
+    """The package names the recipe builds, and those its build and host requirements name."""
+    _, variants = _render(recipe_dir)
+    provides, needs = set(), set()
+    for variant in variants:
+        stage1 = variant.recipe.to_dict()
+        provides.add(stage1["package"]["name"])
+        requirements = stage1.get("requirements") or {}
+        for spec in (*requirements.get("build", []), *requirements.get("host", [])):
+            if isinstance(spec, str) and spec.split():
+                needs.add(spec.split()[0])
+    return provides, needs - provides
+
+
+def order_recipes(recipe_dirs: Sequence[Path]) -> list[Path]:
+    """The recipe folders in build order: a recipe comes after those building its host
+    (and build) requirements; otherwise in sorted order. A cycle is kept in sorted order."""
+    pending = sorted(recipe_dirs)
+    provides, needs = {}, {}
+    for recipe in pending:
+        provides[recipe], needs[recipe] = recipe_requirements(recipe)
+    ordered: list[Path] = []
+    while pending:
+        waiting = {name for recipe in pending for name in provides[recipe]}
+        ready = next((r for r in pending if not needs[r] & waiting), pending[0])
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
+def recipe_toolchain(recipe_dir: Path) -> str | None:
+    """The toolchain the recipe asks for with `extra.toolchain` (`emscripten`), or None."""
+    recipe, _ = _render(recipe_dir)
+    return _toolchain(recipe_dir, recipe)
+
+
+def fetch_source(source: Source, *, cache_dir: Path) -> Path:
+    """Return the cached file of a source, fetching and checking it first when needed."""
+    if isinstance(source, NpmSource):
+        return fetch_npm_source(source, cache_dir=cache_dir)
+    if isinstance(source, PypiSource):
+        return fetch_pypi_source(source, cache_dir=cache_dir)
+    return fetch_debian_source(source, cache_dir=cache_dir)
 
 
 def fetch_npm_source(source: NpmSource, *, cache_dir: Path) -> Path:
@@ -94,18 +183,94 @@ def fetch_npm_source(source: NpmSource, *, cache_dir: Path) -> Path:
     return target
 
 
-def build_recipe(recipe_dir: Path, channel_dir: Path, *, cache_dir: Path) -> list[Path]:
+def fetch_pypi_source(source: PypiSource, *, cache_dir: Path) -> Path:
+    """Return `cache_dir/sdists/<file>`, downloading the sdist with pip unless it is there.
+
+    Only the named project is taken as source (`--no-binary NAME`): pip still prepares its
+    metadata, and the build tools it installs for that come as wheels. Raises LiteEnvError
+    when pip fails or the sha256 does not match the recipe's pin.
+    """
+    folder = cache_dir / "sdists"
+    target = folder / source.file
+    if target.is_file() and _sha256(target) == source.sha256:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    name = re.split(r"[=<>!~\[; ]", source.spec, maxsplit=1)[0]
+    with tempfile.TemporaryDirectory(prefix=".pip-download-", dir=folder) as scratch:
+        command = [
+            sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
+            "--no-binary", name, "--dest", scratch, source.spec,
+        ]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise LiteEnvError(
+                f"`pip download {source.spec}` did not finish within {PIP_TIMEOUT} s",
+                hint="check pip's index and proxy settings (`pip config list`)",
+            ) from None
+        downloaded = Path(scratch) / source.file
+        if done.returncode != 0 or not downloaded.is_file():
+            raise LiteEnvError(
+                f"`pip download --no-binary {name} {source.spec}` failed to write {source.file}",
+                hint=_tail(done.stderr + done.stdout) or f"pip exited with {done.returncode}",
+            )
+        _check_pin(downloaded, source.sha256, f"{source.spec}: {source.file}", "PyPI")
+        os.replace(downloaded, target)
+    return target
+
+
+def fetch_debian_source(source: DebianSource, *, cache_dir: Path) -> Path:
+    """Return `cache_dir/debian/<file>`, running `apt-get source --download-only` if needed.
+
+    apt runs with a private configuration listing the deb-src of the toolchain's Debian
+    release on the host's Debian mirror; the host's apt setup is not touched.
+    """
+    from lite_env.channel.toolchain import SUITE, AptArchive
+
+    folder = cache_dir / "debian"
+    target = folder / source.file
+    if target.is_file() and _sha256(target) == source.sha256:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = AptArchive(folder / "apt", [SUITE], sources=True)
+    with tempfile.TemporaryDirectory(prefix=".apt-source-", dir=folder) as scratch:
+        archive.source(source.package, source.version, Path(scratch))
+        downloaded = Path(scratch) / source.file
+        if not downloaded.is_file():
+            raise LiteEnvError(
+                f"`apt-get source {source.package}={source.version}` wrote no {source.file}",
+                hint="files written: "
+                + (", ".join(sorted(p.name for p in Path(scratch).iterdir())) or "none"),
+            )
+        what = f"Debian source {source.package} {source.version}: {source.file}"
+        _check_pin(downloaded, source.sha256, what, "Debian's archive")
+        os.replace(downloaded, target)
+    return target
+
+
+def build_recipe(
+    recipe_dir: Path,
+    channel_dir: Path,
+    *,
+    cache_dir: Path,
+    report: Callable[[str], None] = lambda message: None,
+) -> list[Path]:
     """Build the recipe for emscripten-wasm32 into `channel_dir/<subdir>/` and return its packages.
 
     Args:
         recipe_dir: a folder holding `recipe.yaml` (and files it refers to); it is not modified.
         channel_dir: the channel; its packages are also offered to the build's host requirements.
-        cache_dir: lite-env's cache folder (npm tarballs in `npm/`, rattler's caches in `rattler/`).
+        cache_dir: lite-env's cache folder (npm tarballs in `npm/`, sdists in `sdists/`, Debian
+            sources in `debian/`, the toolchain in `toolchain/`, rattler's caches in `rattler/`).
+        report: gets a line for each slow step (setting up the toolchain).
 
     A published package is never rebuilt in place: when the channel already holds every output,
     nothing is built; otherwise only the missing files are added (mode 0644). Call
-    `rattler.index.index_fs` on the channel afterwards. Raises LiteEnvError when a source cannot
-    be fetched or verified, or the build fails (the hint holds the build log's tail).
+    `rattler.index.index_fs` on the channel afterwards. For a recipe with `extra.toolchain:
+    emscripten`, `ensure_toolchain` sets the toolchain up (once) and the staged recipe gets
+    `toolchain.sh`, exporting its variables for the build script to source.
+    Raises LiteEnvError when a source cannot be fetched or verified, the toolchain cannot be
+    set up, or the build fails (the hint holds the build log's tail).
     """
     recipe_dir = recipe_dir.absolute()
     channel_dir = channel_dir.absolute()
@@ -113,15 +278,29 @@ def build_recipe(recipe_dir: Path, channel_dir: Path, *, cache_dir: Path) -> lis
     outputs = [channel_dir / _output_path(variant) for variant in variants]
     if all(path.is_file() for path in outputs):
         return outputs
-    sources = _npm_sources(recipe_dir, recipe, variants)
+    sources = _sources(recipe_dir, recipe, variants)
+    toolchain = _toolchain(recipe_dir, recipe)
+    environment: dict[str, str] = {}
+    if toolchain == "emscripten":
+        from lite_env.channel.toolchain import ensure_toolchain
+
+        environment = ensure_toolchain(cache_dir, report=report).env()
     with tempfile.TemporaryDirectory(prefix="lite-env-build-") as staging:
         staged = Path(staging) / "recipe"
         shutil.copytree(recipe_dir, staged, symlinks=True)
+        added = []
         for source in sources:
-            shutil.copyfile(fetch_npm_source(source, cache_dir=cache_dir), staged / source.file)
-        if sources:  # downloaded sources stay out of the packages' info/recipe/
+            shutil.copyfile(fetch_source(source, cache_dir=cache_dir), staged / source.file)
+            added.append(source.file)
+        if environment:
+            # rattler-build gives build scripts a clean environment: the script sources this
+            # file (`. "$RECIPE_DIR/toolchain.sh"`); the chroot also binds the staging folder
+            environment["LITE_ENV_CHROOT_BINDS"] = str(Path(staging).resolve())
+            (staged / TOOLCHAIN_SCRIPT).write_text(_exports(environment))
+            added.append(TOOLCHAIN_SCRIPT)
+        if added:  # downloaded sources and the toolchain's paths stay out of info/recipe/
             with (staged / ".condapackageignore").open("a") as ignore:
-                ignore.writelines(f"\n/{source.file}\n" for source in sources)
+                ignore.writelines(f"\n/{name}\n" for name in added)
         built = Path(staging) / "out"
         try:
             _run_build(staged / RECIPE_FILE, built, channel_dir=channel_dir, cache_dir=cache_dir)
@@ -164,11 +343,11 @@ def _output_path(variant: rattler_build.RenderedVariant) -> PurePosixPath:
     return PurePosixPath(subdir, name)
 
 
-def _npm_sources(
+def _sources(
     recipe_dir: Path,
     recipe: rattler_build.Stage0Recipe,
     variants: list[rattler_build.RenderedVariant],
-) -> list[NpmSource]:
+) -> list[Source]:
     path = recipe_dir / RECIPE_FILE
     extra = recipe.to_dict().get("extra") or {}
     pins = {
@@ -177,18 +356,39 @@ def _npm_sources(
         for entry in variant.recipe.to_dict().get("source", [])
         if "path" in entry
     }
-    sources = []
-    for entry in extra.get("npm-sources", []):
-        spec, file = entry.get("spec"), entry.get("file")
-        if not spec or not file or not pins.get(file):
-            raise LiteEnvError(
-                f"{path}: npm source {entry} needs a spec, a file and a `source:` entry"
-                " for that file with its sha256",
-                hint="e.g. extra: {npm-sources: [{spec: pkg@1.0.0, file: pkg-1.0.0.tgz}]} and"
-                " source: [{path: pkg-1.0.0.tgz, sha256: ...}]",
-            )
-        sources.append(NpmSource(spec, file, pins[file]))
+    kinds = {
+        "npm-sources": (NpmSource, ("spec",), "{spec: pkg@1.0.0, file: pkg-1.0.0.tgz}"),
+        "pypi-sources": (PypiSource, ("spec",), "{spec: pkg==1.0, file: pkg-1.0.tar.gz}"),
+        "debian-sources": (
+            DebianSource,
+            ("package", "version"),
+            "{package: pkg, version: 1.0-1, file: pkg_1.0.orig.tar.gz}",
+        ),
+    }
+    sources: list[Source] = []
+    for key, (kind, fields, example) in kinds.items():
+        for entry in extra.get(key) or []:
+            values = [entry.get(field) if isinstance(entry, dict) else None for field in fields]
+            file = entry.get("file") if isinstance(entry, dict) else None
+            if not all(values) or not file or not pins.get(file):
+                raise LiteEnvError(
+                    f"{path}: {key} entry {entry} needs {', '.join(fields)}, a file and a"
+                    " `source:` entry for that file with its sha256",
+                    hint=f"e.g. extra: {{{key}: [{example}]}} and source: [{{path: <file>,"
+                    " sha256: ...}]",
+                )
+            sources.append(kind(*(str(v) for v in values), str(file), pins[file]))
     return sources
+
+
+def _toolchain(recipe_dir: Path, recipe: rattler_build.Stage0Recipe) -> str | None:
+    toolchain = (recipe.to_dict().get("extra") or {}).get("toolchain")
+    if toolchain is not None and toolchain not in TOOLCHAINS:
+        raise LiteEnvError(
+            f"{recipe_dir / RECIPE_FILE}: unknown extra.toolchain {toolchain!r}",
+            hint=f"lite-env knows: {', '.join(TOOLCHAINS)}",
+        )
+    return toolchain
 
 
 def _run_build(recipe: Path, output_dir: Path, *, channel_dir: Path, cache_dir: Path) -> None:
@@ -218,6 +418,21 @@ def _publish(built: Path, target: Path) -> None:
         partial.unlink()
     else:
         os.replace(partial, target)
+
+
+def _exports(environment: dict[str, str]) -> str:
+    lines = [f"export {name}={shlex.quote(value)}\n" for name, value in sorted(environment.items())]
+    return "# lite-env: the toolchain's variables for this build\n" + "".join(lines)
+
+
+def _check_pin(path: Path, sha256: str, what: str, origin: str) -> None:
+    actual = _sha256(path)
+    if actual != sha256:
+        raise LiteEnvError(
+            f"{what} has sha256 {actual}, the recipe pins {sha256}",
+            hint=f"{origin} (or its mirror) served other bytes: check the client's settings,"
+            " or update the pin in the recipe if the change is expected",
+        )
 
 
 def _sha256(path: Path) -> str:
