@@ -18,6 +18,7 @@ from rattler import MatchSpec
 
 from lite_env import __version__
 from lite_env.bytecode import KERNEL_IMPORTS, Bytecode, compile_bytecode
+from lite_env.extensions import LabExtension, environment_extensions
 from lite_env.install import install_prefix
 from lite_env.lock import Lock, lock_environment, locked_records
 from lite_env.pack import Image, PackRules, pack, read_image
@@ -40,6 +41,8 @@ class PreparedImage:
     provides: tuple[str, ...]
     reused: bool
     snapshot: Snapshot | None = None
+    #: the JupyterLab extensions in the installed prefix (the site serves them, not the image)
+    extensions: tuple[LabExtension, ...] = ()
 
     @property
     def depends(self) -> dict[str, list[str]]:
@@ -58,6 +61,11 @@ class Build:
 
     prepared: PreparedImage
     site: Site
+
+    @property
+    def extensions(self) -> tuple[LabExtension, ...]:
+        """The JupyterLab extensions installed into the site, each with its package."""
+        return self.site.extensions
 
 
 def prepare_image(
@@ -119,8 +127,16 @@ def prepare_image(
         done.write_text(json.dumps(record))
     provides = tuple(_provided_names(lock, image))
     runtime = work / "prefix" / RUNTIME_DIR
+    extensions = environment_extensions(work / "prefix")
     return PreparedImage(
-        lock, image, runtime, provides, reused, snapshot=made, bytecode_problems=problems
+        lock,
+        image,
+        runtime,
+        provides,
+        reused,
+        snapshot=made,
+        bytecode_problems=problems,
+        extensions=extensions,
     )
 
 
@@ -162,6 +178,7 @@ def build(
         contents=contents,
         mode=mode,
         allow_pypi=allow_pypi,
+        extensions=prepared.extensions,
     )
     return Build(prepared, site)
 

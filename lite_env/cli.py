@@ -21,6 +21,7 @@ from lite_env.channel import pypi
 from lite_env.channel.build import build_channel
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import PypiPins, read_pins, write_pins
+from lite_env.channel.toolchain import ensure_toolchain
 from lite_env.channel.verify import channel_records, unresolved_depends, verify_package
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
@@ -288,6 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(command=cmd_channel_verify)
 
+    toolchain = channel_commands.add_parser(
+        "toolchain",
+        help="set up (once) and cache the emscripten toolchain that compiled recipes use",
+        description="Set up the toolchain that builds compiled recipes (`extra.toolchain:"
+        " emscripten`) for the Pyodide 314 ABI: Debian's emscripten in an mmdebstrap chroot,"
+        " CPython 3.14 headers with the runtime's wasm32 pyconfig.h, and a build venv"
+        " (setuptools, Cython). Everything comes from Debian's archive, npm and PyPI and is"
+        " cached under the cache folder's toolchain/; a second call returns at once. Needs"
+        " root (chroot, mount namespace). `channel build` calls this by itself when a recipe"
+        " needs it.",
+    )
+    toolchain.add_argument("--json", action="store_true", help="print the toolchain as JSON")
+    _add_cache_dir(toolchain)
+    toolchain.set_defaults(command=cmd_channel_toolchain)
+
     serve = channel_commands.add_parser(
         "serve",
         help="serve the channel over HTTP",
@@ -314,6 +330,10 @@ def _add_recipes(parser: argparse.ArgumentParser, positional: bool = False) -> N
         )
     else:
         parser.add_argument("--recipes", type=Path, default=Path("recipes"), help=help_text)
+    _add_cache_dir(parser)
+
+
+def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -339,12 +359,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=Path(DEFAULT_ENVIRONMENT),
         help=f"the conda environment file (default: {DEFAULT_ENVIRONMENT})",
     )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        help=f"where downloads are cached (default: ${ENV_VAR} or the user cache folder)",
-    )
+    _add_cache_dir(parser)
 
 
 def _spec(args: argparse.Namespace) -> EnvSpec:
@@ -417,6 +432,9 @@ def cmd_build(args: argparse.Namespace) -> None:
             "raw_bytes": prepared.image.raw_size,
         },
         "reused_image": prepared.reused,
+        "extensions": [
+            {"name": e.name, "version": e.version, "package": e.package} for e in result.extensions
+        ],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -427,6 +445,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         f" ({decimal(prepared.image.raw_size)} unpacked)"
         + (", reused from the cache" if prepared.reused else "")
     )
+    for extension in result.extensions:
+        stderr.print(f"  extension {extension.name} {extension.version} ({extension.package})")
     stderr.print(f"serve it with `lite-env serve {args.output}`")
 
 
@@ -534,6 +554,28 @@ def cmd_channel_build(args: argparse.Namespace) -> None:
     for package in result.built:
         stderr.print(f"  + {package.relative_to(result.channel)}")
     stderr.print(f"{result.channel}: {len(result.built)} packages built, {len(result.kept)} kept")
+
+
+def cmd_channel_toolchain(args: argparse.Namespace) -> None:
+    with stderr.status("setting up the emscripten toolchain") as status:
+        toolchain = ensure_toolchain(
+            cache_dir(args.cache_dir), report=lambda message: status.update(message)
+        )
+    summary = {
+        "folder": str(toolchain.folder),
+        "emscripten": toolchain.emscripten,
+        "headers": toolchain.headers,
+        "include": str(toolchain.include),
+        "platform": toolchain.platform,
+        "abi": toolchain.abi,
+        "ext_suffix": toolchain.ext_suffix,
+        "bin": str(toolchain.bin),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        stderr.print(f"{key:>11}: {value}")
 
 
 def cmd_channel_index(args: argparse.Namespace) -> None:

@@ -30,6 +30,7 @@ DEFAULT_EXCLUDE = (
     "conda-meta/**",
     "CACHEDIR.TAG",
     "share/pyodide/**",  # the runtime itself is served beside the loader
+    "share/jupyter/labextensions/**",  # frontend extensions: the site serves them
     "include/**",
     "share/man/**",
     "share/doc/**",

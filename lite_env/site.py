@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.extensions import LabExtension, site_extensions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import Mode, write_pyodide_lock
 from lite_env.snapshot import Snapshot
@@ -47,6 +48,8 @@ class Site:
 
     folder: Path
     kernel_settings: dict
+    #: the JupyterLab extensions installed: the kernel's, then the environment's
+    extensions: tuple[LabExtension, ...] = ()
 
 
 def build_site(
@@ -60,6 +63,7 @@ def build_site(
     contents: Sequence[Path] = (),
     mode: Mode = "image",
     allow_pypi: bool = False,
+    extensions: Sequence[LabExtension] = (),
 ) -> Site:
     """Build the site into `output`, replacing what was there only once the build succeeded.
 
@@ -75,13 +79,16 @@ def build_site(
             (no loader: Pyodide installs archives listed in pyodide-lock.json; slower, and
             only site-packages and shared libraries are shipped).
         allow_pypi: let `%pip install` fall back to PyPI (a request outside the site).
+        extensions: the environment's JupyterLab extensions (extensions.environment_extensions);
+            the site gets them and the kernel's, and none from the build machine's Python.
     """
     check_kernel_packages(provides)
+    installed = site_extensions(extensions)
     output = output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        _jupyter_lite_build(staging / "site", contents)
+        _jupyter_lite_build(staging / "site", contents, installed)
         site = add_environment(
             staging / "site",
             image,
@@ -95,7 +102,7 @@ def build_site(
         _swap_in(staging / "site", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Site(output, site.kernel_settings)
+    return Site(output, site.kernel_settings, installed)
 
 
 def check_kernel_packages(provides: Sequence[str]) -> None:
@@ -159,8 +166,18 @@ def add_environment(
     return Site(site, settings)
 
 
-def _jupyter_lite_build(output: Path, contents: Sequence[Path]) -> None:
+def _jupyter_lite_build(
+    output: Path, contents: Sequence[Path], extensions: Sequence[LabExtension]
+) -> None:
     with tempfile.TemporaryDirectory() as lite_dir:
+        # federated extensions: exactly these folders, none from sys.prefix (the build venv)
+        config = {
+            "LiteBuildConfig": {
+                "ignore_sys_prefix": ["federated_extensions"],
+                "federated_extensions": [str(e.folder.absolute()) for e in extensions],
+            }
+        }
+        (Path(lite_dir) / "jupyter_lite_config.json").write_text(json.dumps(config))
         command = [
             sys.executable, "-m", "jupyterlite_core", "build",
             "--lite-dir", lite_dir, "--output-dir", str(output), "--no-sourcemaps",

@@ -206,7 +206,8 @@ def _entry_points(archive: zipfile.ZipFile, dist_info: str) -> list[str]:
 
 
 def _license(metadata: Message) -> str:
-    license_text = metadata.get("License-Expression") or metadata.get("License") or ""
+    # str(): a header with non-ASCII bytes parses as an email.header.Header (jupyterlab_widgets)
+    license_text = str(metadata.get("License-Expression") or metadata.get("License") or "")
     if license_text and "\n" not in license_text and len(license_text) < 80:
         return license_text
     classifiers = [c for c in metadata.get_all("Classifier") or () if c.startswith("License ::")]
