@@ -29,6 +29,8 @@ from lite_env.snapshot import Snapshot, make_snapshot, snapshot_modules
 from lite_env.spec import EnvSpec
 
 DONE = "done.json"
+#: Bumped when the build changes what the same lock gives (2: standard library bytecode).
+BUILD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,14 @@ def prepare_image(
         report("installing")
         prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
         report("compiling bytecode in Pyodide")
-        compiled = compile_bytecode(prefix, work / "bytecode", mode=bytecode, preload=preload)
+        # the runtime's python_stdlib.zip is replaced by one with the same modules' bytecode
+        compiled = compile_bytecode(
+            prefix,
+            work / "bytecode",
+            mode=bytecode,
+            preload=preload,
+            stdlib=prefix / RUNTIME_DIR,
+        )
         problems = compiled.problems
         report("packing")
         image = pack(prefix, work / "image", rules=rules, overlay=work / "bytecode")
@@ -188,6 +197,7 @@ def _build_key(
 ) -> str:
     content = {
         "lite-env": __version__,
+        "format": BUILD_FORMAT,
         "snapshot": snapshot,
         "records": sorted(r.sha256.hex() if r.sha256 else r.url for r in lock.records),
         "bytecode": bytecode,

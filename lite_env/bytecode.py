@@ -4,11 +4,19 @@ Host Python's bytecode is for another version, and the browser spends most of a 
 compiling and importing: precompiled bytecode is where the time is won. Files written into
 Pyodide's in-memory file system get a fresh mtime, so the bytecode is checked by source hash
 never (UNCHECKED_HASH): an image's sources cannot change under it.
+
+The standard library counts most: Pyodide's `python_stdlib.zip` holds sources only, and
+compiling the modules that Python's own start and the kernel import is about 2 s of a cold
+start in the browser. The same run writes a copy of that zip with an unchecked `.pyc` beside
+each chosen module (zipimport prefers it; the sources stay, for tracebacks), which the site
+ships in place of the original.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +30,15 @@ Bytecode = Literal["none", "imported", "all"]
 #: What JupyterLite's Pyodide kernel imports as it starts.
 KERNEL_IMPORTS = ("piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi")
 OVERLAY = "/lite-env-overlay"
+#: Where the run writes the compiled standard library zip.
+STDLIB_OUT = "/lite-env-stdlib"
+#: The runtime's standard library zip, as the `python` package ships it.
+STDLIB_ZIP = "python_stdlib.zip"
 
 _COMPILE = """
 import importlib, importlib.util, json, os, py_compile, site, sys
 
-mode, preload, overlay = {mode!r}, {preload!r}, {overlay!r}
+mode, preload, overlay, stdlib_out = {mode!r}, {preload!r}, {overlay!r}, {stdlib_out!r}
 site_packages = site.getsitepackages()[0]
 started = set(sys.modules)
 failed = []
@@ -59,19 +71,50 @@ for source in sorted(set(sources)):
         count += 1
     except py_compile.PyCompileError as error:
         failed.append(f"{{source}}: {{error.msg}}")
+
+# the standard library: a copy of its zip with a .pyc beside each module imported so far
+# (Python's own start included) or, in mode "all", beside every module
+import marshal, zipfile
+stdlib = next(p for p in sys.path if p.endswith(".zip"))
+loaded = {{
+    m.__file__[len(stdlib) + 1:] for m in list(sys.modules.values())
+    if (getattr(m, "__file__", None) or "").startswith(stdlib + "/")
+}}
+stdlib_count = 0
+with zipfile.ZipFile(stdlib) as source, zipfile.ZipFile(
+    stdlib_out + "/{stdlib_zip}", "w", zipfile.ZIP_DEFLATED
+) as target:
+    for info in source.infolist():
+        data = source.read(info)
+        target.writestr(info, data)
+        if not info.filename.endswith(".py") or (mode != "all" and info.filename not in loaded):
+            continue
+        try:
+            code = compile(data, stdlib + "/" + info.filename, "exec", dont_inherit=True)
+        except SyntaxError as error:
+            failed.append(f"{{info.filename}}: {{error}}")
+            continue
+        flags = (1).to_bytes(4, "little")  # hash-based, unchecked
+        pyc = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(data)
+        member = zipfile.ZipInfo(info.filename[:-3] + ".pyc", date_time=info.date_time)
+        member.compress_type = zipfile.ZIP_DEFLATED
+        target.writestr(member, pyc + marshal.dumps(code))
+        stdlib_count += 1
 imported = sorted(set(sys.modules) - started)
-result = {{"compiled": count, "failed": failed, "imported": imported}}
+result = {{"compiled": count, "stdlib": stdlib_count, "failed": failed, "imported": imported}}
 sys.__stdout__.write(json.dumps(result) + "\\n")
 """
 
 
 @dataclass(frozen=True)
 class CompiledBytecode:
-    """What compile_bytecode did: files compiled, problems met, modules the preload imported."""
+    """What compile_bytecode did: site-packages files and standard library modules compiled,
+    problems met, modules the preload imported."""
 
     compiled: int
     problems: tuple[str, ...]
     imported: tuple[str, ...]
+    stdlib: int = 0
 
 
 def compile_bytecode(
@@ -80,6 +123,7 @@ def compile_bytecode(
     *,
     mode: Bytecode = "imported",
     preload: Sequence[str] = KERNEL_IMPORTS,
+    stdlib: Path | None = None,
 ) -> CompiledBytecode:
     """Write `.pyc` files for the prefix's site-packages under `overlay` (prefix-relative paths).
 
@@ -88,6 +132,8 @@ def compile_bytecode(
         overlay: an empty folder; receives `lib/python3.X/site-packages/**/__pycache__/*.pyc`.
         mode: which modules to compile (see Bytecode).
         preload: the modules imported to trace what "imported" compiles.
+        stdlib: a folder that receives `python_stdlib.zip` with the standard library's
+            bytecode for the same modules (None: the standard library is left alone).
 
     Returns the number of files compiled, the problems met (modules that failed to import,
     sources that do not compile: reported, not fatal) and the modules the preload imported
@@ -96,9 +142,22 @@ def compile_bytecode(
     if mode == "none":
         return CompiledBytecode(0, (), ())
     overlay.mkdir(parents=True, exist_ok=True)
-    code = _COMPILE.format(mode=mode, preload=list(preload), overlay=OVERLAY)
-    done = run_python(prefix, code, mounts={overlay: OVERLAY}, timeout=600)
-    if done.returncode != 0:
-        raise LiteEnvError("cannot compile bytecode in Pyodide", hint=done.stderr[-3000:])
+    with tempfile.TemporaryDirectory(prefix=".stdlib-", dir=overlay.parent) as scratch:
+        code = _COMPILE.format(
+            mode=mode,
+            preload=list(preload),
+            overlay=OVERLAY,
+            stdlib_out=STDLIB_OUT,
+            stdlib_zip=STDLIB_ZIP,
+        )
+        mounts = {overlay: OVERLAY, Path(scratch): STDLIB_OUT}
+        done = run_python(prefix, code, mounts=mounts, timeout=600)
+        if done.returncode != 0:
+            raise LiteEnvError("cannot compile bytecode in Pyodide", hint=done.stderr[-3000:])
+        if stdlib is not None:
+            stdlib.mkdir(parents=True, exist_ok=True)
+            os.replace(Path(scratch) / STDLIB_ZIP, stdlib / STDLIB_ZIP)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return CompiledBytecode(result["compiled"], tuple(result["failed"]), tuple(result["imported"]))
+    return CompiledBytecode(
+        result["compiled"], tuple(result["failed"]), tuple(result["imported"]), result["stdlib"]
+    )

@@ -44,7 +44,8 @@ DEFAULT_EXCLUDE = (
 )
 #: Marks a dist-info as installed by Pyodide, so its per-cell import hook does not reinstall it.
 PYODIDE_SOURCE = ("PYODIDE_SOURCE", b"pyodide")
-GZIP_LEVEL = 9
+#: gzip level of the chunks: 6 packs 3.6x faster than 9 for 1 % more bytes (bench/README.md).
+GZIP_LEVEL = 6
 SITE_PACKAGES_ALIAS = "site-packages/"
 
 
