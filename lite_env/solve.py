@@ -89,6 +89,8 @@ def _gateway(cache_dir: Path) -> Gateway:
 
 
 async def _solve(channels, specs, gateway, locked) -> list[RepoDataRecord]:
+    if locked:
+        locked = await _still_published(channels, gateway, locked)
     return await rattler.solve(
         channels,
         specs,
@@ -97,3 +99,12 @@ async def _solve(channels, specs, gateway, locked) -> list[RepoDataRecord]:
         virtual_packages=virtual_packages(),
         locked_packages=locked,
     )
+
+
+async def _still_published(channels, gateway, locked) -> list[RepoDataRecord]:
+    """The locked records whose file the channels still publish with the same sha256: a
+    package rebuilt under the same name (a channel rebuilt from its recipes) is solved anew."""
+    names = sorted({r.name.normalized for r in locked})
+    found = await gateway.query(channels, list(SUBDIRS), names, recursive=False)
+    published = {r.url: r.sha256 for records in found for r in records}
+    return [r for r in locked if published.get(r.url) == r.sha256]

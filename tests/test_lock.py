@@ -107,3 +107,23 @@ def test_corrupted_package_is_refused(lite_env, project, small_channel):
     assert result.code == 1, result.stderr
     assert "tabulate" in result.stderr and "Traceback" not in result.stderr
     assert not (project / "prefix").exists()
+
+
+def test_a_package_rebuilt_under_its_locked_name_is_relocked_unless_locked(
+    lite_env, project, small_channel
+):
+    """A channel rebuilt from its recipes gives new bytes under the same file names: a plain
+    lock takes the new file; --locked refuses the lock's stale digest."""
+    environment = project / "environment.yml"
+    assert lite_env("lock", environment).code == 0
+    before = (project / "environment.lock").read_text()
+    conda_package(small_channel, "tabulate", "0.9.0", files={"site-packages/tabulate.py": b"2\n"})
+    index_channel(small_channel)
+    install = ("install", "--locked", "-p", project / "prefix", environment)
+    refused = lite_env(*install)
+    assert refused.code == 1 and "tabulate-0.9.0" in refused.stderr, refused.stderr
+    assert lite_env("lock", environment).code == 0
+    after = (project / "environment.lock").read_text()
+    assert after != before and "tabulate-0.9.0-pyh0_0.conda" in after
+    assert lite_env(*install).code == 0
+    assert (project / "prefix" / "lib/python3.14/site-packages/tabulate.py").read_bytes() == b"2\n"
