@@ -10,6 +10,10 @@
 //                       a gzipped memory snapshot made at build time: restored instead of a
 //                       cold boot (the image still fills the file system); on any failure the
 //                       start falls back to a cold boot with a console warning.
+//   liteEnvImports      modules the kernel imports as it starts, imported here first: the
+//                       kernel imports them with /drive as its working directory, where the
+//                       path finder asks the page for every new top-level name ('' is on
+//                       sys.path); from the home folder they are found in the image at once.
 // Every chunk is fetched at once, in parallel with the runtime's boot, checked against the
 // manifest's sha256, gunzipped with the platform's DecompressionStream and written in fsInit.
 // A missing or corrupt chunk fails the start with a message that names it.
@@ -21,7 +25,8 @@ const FORMAT = "lite-env-image/1";
 
 export async function loadPyodide(options = {}) {
   const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
-  const { liteEnvSnapshotURL, liteEnvSnapshotSha256, ...runtimeOptions } = rest;
+  const { liteEnvSnapshotURL, liteEnvSnapshotSha256, liteEnvImports = [], ...runtimeOptions } =
+    rest;
   if (!liteEnvManifestURL) {
     return loadPyodideRuntime(options);
   }
@@ -47,7 +52,18 @@ export async function loadPyodide(options = {}) {
   // start, but not after a snapshot restore: without this, the kernel's per-cell import hook
   // would try to install them again.
   for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
+  importModules(started, liteEnvImports);
   return started;
+}
+
+/** Import the modules (a restored snapshot holds them already); the kernel reports failures. */
+function importModules(pyodide, names) {
+  if (names.length === 0) return;
+  pyodide.runPython(
+    "import importlib\n" +
+      `for name in ${JSON.stringify(names)}:\n` +
+      "    try:\n        importlib.import_module(name)\n    except Exception:\n        pass\n",
+  );
 }
 
 /** Restore the snapshot (fetched while the runtime downloads); boot cold if that fails. */

@@ -68,6 +68,11 @@ def write_pyodide_lock(
                 out_dir, chunk.package, chunk.version, blob, site_files, SITE_PACKAGES_PARTS
             )
             packages[key] = _entry(chunk, archive.name, _sha256(archive), entry_depends, "site")
+    # in lock mode a package may have become only its `-libs` archive (a C library), or
+    # nothing at all (the runtime's marker packages): dependencies follow
+    for entry in packages.values():
+        wanted = {d if d in packages else f"{d}-libs" for d in entry["depends"]}
+        entry["depends"] = sorted(wanted & packages.keys())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "pyodide-lock.json"
     document = {"info": info, "packages": dict(sorted(packages.items()))}

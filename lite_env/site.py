@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lite_env.bytecode import KERNEL_IMPORTS
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import Mode, write_pyodide_lock
-from lite_env.snapshot import Snapshot
+from lite_env.snapshot import Snapshot, snapshot_modules
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 #: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
@@ -148,6 +149,7 @@ def add_environment(
                 "packages": list(KERNEL_BOOTSTRAP),
                 "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
                 "liteEnvProvides": sorted(set(provides)),
+                "liteEnvImports": snapshot_modules(KERNEL_IMPORTS),
             },
         }
         if snapshot is not None:

@@ -165,16 +165,17 @@ def kernel_settings(site: Path) -> dict:
     return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
 
 
-def run_in_site(site: Path, code: str):
+def run_in_site(site: Path, code: str, **overrides):
     """Start a built site's runtime under node as the kernel's worker does, and run code.
 
     The site is served on 127.0.0.1 for the loader's fetches; the lock file is given as a
-    path, since Pyodide reads it from the file system under node.
+    path, since Pyodide reads it from the file system under node. `overrides` replace
+    loadPyodideOptions of the site's settings.
     """
     from lite_env.pyodide_node import run_python_with_loader
 
     settings = kernel_settings(site)
-    options = dict(settings["loadPyodideOptions"])
+    options = dict(settings["loadPyodideOptions"]) | overrides
     with served(site) as base:
         for key in ("liteEnvManifestURL", "liteEnvSnapshotURL"):
             if key in options:

@@ -58,6 +58,14 @@ def test_the_site_runtime_starts_with_the_environment(built):
     assert done.stdout == "1267650600228229401496703205376\n"
 
 
+def test_the_loader_imports_the_kernels_pure_modules_before_the_kernel_runs(built):
+    site, _, _ = built
+    names = "{'IPython', 'jedi', 'comm', 'pyodide_kernel'}"
+    probe = f"import sys\nprint(sorted({names} & set(sys.modules)))"
+    assert run_in_site(site, probe).stdout == "['IPython', 'comm', 'jedi']\n"
+    assert run_in_site(site, probe, liteEnvImports=[]).stdout == "[]\n"
+
+
 def test_two_builds_of_one_lock_compare_equal_file_by_file(built):
     first, second, _ = built
     compared = filecmp.dircmp(first, second)
@@ -152,12 +160,12 @@ def test_lock_mode_needs_no_loader(tmp_path, default_environment, cache_dir):
     options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads files
     done = run_python_with_loader(
         site / "static" / "pyodide",
-        "import IPython, sympy, tabulate\nprint(sympy.Integer(3) ** 4)",
+        "import IPython, sympy, yaml\nprint(sympy.Integer(3) ** 4, yaml.__with_libyaml__)",
         options,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "81"
+    assert done.stdout.strip().splitlines()[-1] == "81 True"  # libyaml-libs loaded too
 
 
 def test_builds_killed_at_any_stage_leave_the_site_and_the_cache_usable(
