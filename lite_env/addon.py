@@ -1,7 +1,14 @@
 """A jupyterlite-core addon: `jupyter lite build` beside an environment.yml ships that environment.
 
 Options go in jupyter_lite_config.json under "LiteEnvAddon" (environment_file, locked,
-bytecode, allow_pypi), or on the command line as `--LiteEnvAddon.locked=True`.
+bytecode, allow_pypi, snapshot), or on the command line as `--LiteEnvAddon.locked=True`.
+
+In the build phase the addon prepares the image and copies the environment's JupyterLab
+extensions into the site's `extensions/`, where jupyterlite-core's federated extensions addon
+registers them in its post_build (an extension of the same name from the build machine is
+replaced: the environment's version wins). In post_build it adds the image, the runtime and
+the loader. Both tasks always run: the image is cached by its lock, and the environment can
+change without its file changing (a channel that moved on).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from traitlets import Bool, Unicode
 from lite_env.build import prepare_image
 from lite_env.cache import cache_dir
 from lite_env.errors import LiteEnvError
+from lite_env.extensions import KERNEL_EXTENSION, copy_extension
 from lite_env.site import add_environment
 from lite_env.spec import read_spec
 
@@ -21,7 +29,7 @@ from lite_env.spec import read_spec
 class LiteEnvAddon(BaseAddon):
     """Adds the environment's image, the Pyodide runtime and lite-env's loader to the site."""
 
-    __all__ = ["post_build"]
+    __all__ = ["build", "post_build"]
 
     environment_file = Unicode(
         "environment.yml", help="the conda environment file, relative to the lite dir"
@@ -37,23 +45,31 @@ class LiteEnvAddon(BaseAddon):
     def environment_path(self) -> Path:
         return Path(self.manager.lite_dir) / self.environment_file
 
+    def build(self, manager):
+        """Prepare the image and put the environment's JupyterLab extensions into the site."""
+        if not self.environment_path.exists():
+            return
+        yield self.task(
+            name="environment",
+            doc=f"prepare {self.environment_file} and its JupyterLab extensions",
+            actions=[self.prepare_environment],
+        )
+
     def post_build(self, manager):
-        """Pack the environment and add it to the built site."""
+        """Add the environment's image, the runtime and the loader to the built site."""
         if not self.environment_path.exists():
             self.log.info(f"[lite-env] no {self.environment_file}: nothing to add")
             return
-        config = Path(manager.output_dir) / "jupyter-lite.json"
         yield self.task(
             name="environment",
             doc=f"ship {self.environment_file} in the Pyodide kernel",
-            file_dep=[self.environment_path, config],
             actions=[self.add_environment],
         )
 
-    def add_environment(self) -> bool:
-        """The task's action: False (a failed task, with the reason logged) on a user error."""
+    def prepare_environment(self) -> bool:
+        """The build task's action: False (a failed task, the reason logged) on a user error."""
         try:
-            prepared = prepare_image(
+            self._prepared = prepare_image(
                 read_spec(self.environment_path),
                 cache_dir=cache_dir(),
                 locked=self.locked,
@@ -61,17 +77,30 @@ class LiteEnvAddon(BaseAddon):
                 snapshot=self.snapshot,
                 report=lambda message: self.log.info(f"[lite-env] {message}"),
             )
-            add_environment(
-                Path(self.manager.output_dir),
-                prepared.image,
-                prepared.runtime_dir,
-                provides=prepared.provides,
-                depends=prepared.depends,
-                snapshot=prepared.snapshot,
-                allow_pypi=self.allow_pypi,
-            )
         except LiteEnvError as error:
             self.log.error(f"[lite-env] {error.message}\n{error.hint or ''}")
             return False
+        site_extensions = Path(self.manager.output_dir) / "extensions"
+        for extension in self._prepared.extensions:
+            if extension.name != KERNEL_EXTENSION:
+                copy_extension(extension, site_extensions)
+                self.log.info(f"[lite-env] extension {extension.name} ({extension.package})")
+        return True
+
+    def add_environment(self) -> bool:
+        """The post_build task's action: False when the build task did not prepare the image."""
+        prepared = getattr(self, "_prepared", None)
+        if prepared is None:
+            self.log.error("[lite-env] the environment was not prepared (see the build phase)")
+            return False
+        add_environment(
+            Path(self.manager.output_dir),
+            prepared.image,
+            prepared.runtime_dir,
+            provides=prepared.provides,
+            depends=prepared.depends,
+            snapshot=prepared.snapshot,
+            allow_pypi=self.allow_pypi,
+        )
         self.log.info(f"[lite-env] added {len(prepared.lock.records)} packages")
         return True

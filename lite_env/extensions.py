@@ -23,6 +23,7 @@ never reach the site.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,15 @@ def site_extensions(environment: Sequence[LabExtension]) -> tuple[LabExtension, 
     """
     kernel = kernel_extension()
     return (kernel, *(e for e in environment if e.name != kernel.name))
+
+
+def copy_extension(extension: LabExtension, extensions_dir: Path) -> Path:
+    """Copy an extension into a site's `extensions/` folder (replacing one of the same name),
+    without source maps, as jupyterlite-core does with --no-sourcemaps; return its folder."""
+    target = extensions_dir / extension.name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(extension.folder, target, ignore=shutil.ignore_patterns("*.map"))
+    return target
 
 
 def _package_jsons(root: Path) -> list[Path]:

@@ -157,6 +157,18 @@ def served(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
+def runtime_folder(prefix: Path, folder: Path) -> Path:
+    """Pyodide's files and the loader side by side, as a site's static/pyodide/ has them."""
+    from lite_env.pyodide_node import RUNTIME_DIR
+    from lite_env.site import LOADER, LOADER_NAME, RUNTIME_FILES
+
+    folder.mkdir(parents=True)
+    for name in RUNTIME_FILES:
+        (folder / name).symlink_to(prefix / RUNTIME_DIR / name)
+    shutil.copyfile(LOADER, folder / LOADER_NAME)  # node resolves symlinked modules to their target
+    return folder
+
+
 def kernel_settings(site: Path) -> dict:
     """The Pyodide kernel's settings in a built site's jupyter-lite.json."""
     from lite_env.site import KERNEL_PLUGIN

@@ -4,16 +4,12 @@ suites run in Pyodide from an image, booted through the loader."""
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REPOSITORY, conda_package
+from conftest import REPOSITORY, conda_package, runtime_folder, served
 
 from lite_env.channel.build import build_channel, convert_pinned_wheels
 from lite_env.channel.index import index_channel
@@ -34,9 +30,7 @@ from lite_env.channel.toolchain import (
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.pack import PackRules, pack
-from lite_env.pyodide_node import RUNTIME_DIR, run_python_with_loader
-from lite_env.serve import make_server
-from lite_env.site import LOADER, LOADER_NAME, RUNTIME_FILES
+from lite_env.pyodide_node import run_python_with_loader
 from lite_env.solve import solve
 from lite_env.spec import read_spec
 
@@ -223,34 +217,11 @@ def image(compiled, tmp_path_factory, cache_dir):
     return runtime_folder(prefix, folder / "runtime"), image, {r.name.normalized for r in records}
 
 
-def runtime_folder(prefix: Path, folder: Path) -> Path:
-    """Pyodide's files and the loader side by side, as a site's static/pyodide/ has them."""
-    folder.mkdir(parents=True)
-    for name in RUNTIME_FILES:
-        (folder / name).symlink_to(prefix / RUNTIME_DIR / name)
-    shutil.copyfile(LOADER, folder / LOADER_NAME)  # node resolves symlinked modules to their target
-    return folder
-
-
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """Serve the image on 127.0.0.1 (node's loader fetches it over HTTP, as a browser would)."""
-    server = make_server(folder, port=0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-
-
 def run_in_pyodide(image, code: str):
     """Boot Pyodide under node through lite-env's loader with the image, and run code."""
     runtime, packed, _ = image
-    with serve(packed.folder) as base_url:
-        options = {"liteEnvManifestURL": f"{base_url}/{packed.manifest}", "liteEnvProvides": []}
+    with served(packed.folder) as base_url:
+        options = {"liteEnvManifestURL": f"{base_url}{packed.manifest}", "liteEnvProvides": []}
         return run_python_with_loader(runtime, code, options, timeout=600)
 
 

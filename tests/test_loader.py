@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import conda_package, index_channel, served
+from conftest import conda_package, index_channel, runtime_folder, served
 
 from lite_env.bytecode import compile_bytecode
 from lite_env.channel.recipes import build_recipe
 from lite_env.install import install_prefix
 from lite_env.pack import Image, pack
-from lite_env.pyodide_node import RUNTIME_DIR, run_python_with_loader
-from lite_env.site import LOADER, LOADER_NAME, RUNTIME_FILES
+from lite_env.pyodide_node import run_python_with_loader
 from lite_env.solve import solve
 from lite_env.spec import read_spec
 
@@ -38,15 +36,6 @@ _lib.add.restype = ctypes.c_int
 def add(a, b):
     return _lib.add(a, b)
 """
-
-
-def runtime_folder(prefix: Path, folder: Path) -> Path:
-    """Pyodide's files and the loader side by side, as a site's static/pyodide/ has them."""
-    folder.mkdir(parents=True)
-    for name in RUNTIME_FILES:
-        (folder / name).symlink_to(prefix / RUNTIME_DIR / name)
-    shutil.copyfile(LOADER, folder / LOADER_NAME)  # node resolves symlinked modules to their target
-    return folder
 
 
 def run(runtime: Path, base_url: str, image: Image, code: str):

@@ -114,6 +114,9 @@ def test_a_killed_build_leaves_the_previous_site_intact(built, default_environme
     assert done.returncode == 0, done.stderr
 
 
+WIDGETS = "@jupyter-widgets/jupyterlab-manager"
+
+
 def test_jupyter_lite_build_with_the_addon_makes_a_working_site(
     tmp_path, default_environment, cache_dir
 ):
@@ -133,6 +136,10 @@ def test_jupyter_lite_build_with_the_addon_makes_a_working_site(
     assert "post_build:lite-env:environment" in done.stdout + done.stderr
     site = lite_dir / "_output"
     assert kernel_settings(site)["pyodideUrl"] == "./static/pyodide/lite-env.mjs"
+    # the environment's widget extension (not on the build machine) is registered in the site
+    config = json.loads((site / "jupyter-lite.json").read_text())["jupyter-config-data"]
+    assert WIDGETS in {e["name"] for e in config["federated_extensions"]}
+    assert (site / "extensions" / WIDGETS / "package.json").is_file()
     code = "import jedi, networkx as nx\nprint(nx.shortest_path_length(nx.path_graph(5), 0, 4))"
     done = run_in_site(site, code)
     assert done.returncode == 0, done.stderr

@@ -19,6 +19,7 @@ from lite_env.build import Build, build
 from lite_env.check import Notebook, open_notebook, run_cell, site_image
 from lite_env.extensions import KERNEL_EXTENSION, LABEXTENSIONS, kernel_extension
 from lite_env.pack import read_image
+from lite_env.site import KERNEL_BOOTSTRAP
 from lite_env.spec import read_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -27,23 +28,10 @@ ROOT = Path(__file__).parents[1]
 SCREENSHOT = ROOT / "docs" / "widgets.png"
 WIDGETS_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
 PLOTLY_EXTENSION = "jupyterlab-plotly"
-#: The kernel's packages as in the repository's environment.yml, then the widget stack.
+#: The kernel's packages, then the widget stack.
 #: nbformat: plotly refuses every notebook renderer without it ("Mime type rendering requires
 #: nbformat>=4.2.0 but it is not installed"), as in any Jupyter kernel environment.
-DEPENDENCIES = (
-    "python 3.14.*",
-    "pyodide-kernel",
-    "ipykernel",
-    "piplite",
-    "ipython",
-    "jedi",
-    "comm",
-    "micropip",
-    "packaging",
-    "ipywidgets",
-    "plotly",
-    "nbformat",
-)
+DEPENDENCIES = ("python 3.14.*", *KERNEL_BOOTSTRAP, "packaging", "ipywidgets", "plotly", "nbformat")
 #: The label is set by a callback in the kernel: it changes only if the comm round trip works.
 SLIDER_CELL = """\
 import ipywidgets as widgets

@@ -156,29 +156,15 @@ def fetch_npm_source(source: NpmSource, *, cache_dir: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".npm-pack-", dir=folder) as scratch:
         command = [npm, "pack", source.spec, "--ignore-scripts", "--pack-destination", scratch]
-        try:
-            done = subprocess.run(
-                command, cwd=scratch, capture_output=True, text=True, timeout=NPM_TIMEOUT
-            )
-        except subprocess.TimeoutExpired:
-            raise LiteEnvError(
-                f"`npm pack {source.spec}` did not finish within {NPM_TIMEOUT} s",
-                hint="check npm's registry and proxy settings (`npm config list`)",
-            ) from None
-        packed = Path(scratch) / source.file
-        if done.returncode != 0 or not packed.is_file():
-            raise LiteEnvError(
-                f"`npm pack {source.spec}` failed to write {source.file}",
-                hint=_tail(done.stderr + done.stdout) or f"npm exited with {done.returncode}",
-            )
-        actual = _sha256(packed)
-        if actual != source.sha256:
-            raise LiteEnvError(
-                f"{source.spec}: {source.file} has sha256 {actual},"
-                f" the recipe pins {source.sha256}",
-                hint="the npm registry (or its mirror) served other bytes: check npm's registry"
-                " setting, or update the pin in the recipe if the change is expected",
-            )
+        packed = _client_download(
+            command,
+            Path(scratch) / source.file,
+            shown=f"npm pack {source.spec}",
+            cwd=scratch,
+            timeout=NPM_TIMEOUT,
+            settings="npm's registry and proxy settings (`npm config list`)",
+        )
+        _check_pin(packed, source.sha256, f"{source.spec}: {source.file}", "the npm registry")
         os.replace(packed, target)
     return target
 
@@ -201,19 +187,13 @@ def fetch_pypi_source(source: PypiSource, *, cache_dir: Path) -> Path:
             sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
             "--no-binary", name, "--dest", scratch, source.spec,
         ]  # fmt: skip
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise LiteEnvError(
-                f"`pip download {source.spec}` did not finish within {PIP_TIMEOUT} s",
-                hint="check pip's index and proxy settings (`pip config list`)",
-            ) from None
-        downloaded = Path(scratch) / source.file
-        if done.returncode != 0 or not downloaded.is_file():
-            raise LiteEnvError(
-                f"`pip download --no-binary {name} {source.spec}` failed to write {source.file}",
-                hint=_tail(done.stderr + done.stdout) or f"pip exited with {done.returncode}",
-            )
+        downloaded = _client_download(
+            command,
+            Path(scratch) / source.file,
+            shown=f"pip download --no-binary {name} {source.spec}",
+            timeout=PIP_TIMEOUT,
+            settings="pip's index and proxy settings (`pip config list`)",
+        )
         _check_pin(downloaded, source.sha256, f"{source.spec}: {source.file}", "PyPI")
         os.replace(downloaded, target)
     return target
@@ -423,6 +403,32 @@ def _publish(built: Path, target: Path) -> None:
 def _exports(environment: dict[str, str]) -> str:
     lines = [f"export {name}={shlex.quote(value)}\n" for name, value in sorted(environment.items())]
     return "# lite-env: the toolchain's variables for this build\n" + "".join(lines)
+
+
+def _client_download(
+    command: list[str],
+    expected: Path,
+    *,
+    shown: str,
+    timeout: float,
+    settings: str,
+    cwd: str | None = None,
+) -> Path:
+    """Run a registry client (npm, pip) that downloads into a scratch folder and return the
+    file it was asked for; LiteEnvError, naming the command as `shown`, when it times out,
+    fails or writes another file."""
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LiteEnvError(
+            f"`{shown}` did not finish within {timeout} s", hint=f"check {settings}"
+        ) from None
+    if done.returncode != 0 or not expected.is_file():
+        raise LiteEnvError(
+            f"`{shown}` failed to write {expected.name}",
+            hint=_tail(done.stderr + done.stdout) or f"it exited with {done.returncode}",
+        )
+    return expected
 
 
 def _check_pin(path: Path, sha256: str, what: str, origin: str) -> None:
