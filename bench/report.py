@@ -399,7 +399,8 @@ def build_markdown(build: dict) -> list[str]:
                 if name not in names:
                     names.append(name)
         lines += [
-            "`lite_env.build.build` of the default environment (30 packages), per stage (s):",
+            "`lite_env.build.build` of the default environment"
+            f" ({stages.get('fine:cold', {}).get('packages', '?')} packages), per stage (s):",
             "",
             "| stage | " + " | ".join(k.split(":")[1] for k in scenarios) + " |",
             "| --- |" + " --- |" * len(scenarios),
@@ -429,7 +430,7 @@ def build_markdown(build: dict) -> list[str]:
             "",
             f"Pack time and image size against the environment's size ({scaling['method']}):",
             "",
-            "| packages | files | unpacked MB | image MB (gzip -9 chunks) | install s | pack s"
+            "| packages | files | unpacked MB | image MB (gzip chunks) | install s | pack s"
             " | pack MB/s (unpacked) | cp -r MB/s | tar·gzip -9 MB/s | tar·gzip -6 MB/s"
             " | dd write MB/s |",
             "| --- |" + " --- |" * 10,

@@ -20,6 +20,7 @@ from rattler import LockChannel, LockFile, LockPlatform, RepoDataRecord
 from lite_env.channel.pypi import WheelPin
 from lite_env.channel.wheel import conda_name
 from lite_env.errors import LiteEnvError
+from lite_env.files import write_atomically
 from lite_env.pip import PipPackages, build_pip_channel, prepare_pip
 from lite_env.solve import PLATFORM, VIRTUAL_PACKAGES, channel_names, solve
 from lite_env.spec import EnvSpec
@@ -80,9 +81,7 @@ def write_lock(
         + "".join(f"# pip-wheel: {w.name} {w.version} {w.file} {w.sha256}\n" for w in wheels)
     )
     text = header + _relativize(text, local_dirs, path.parent)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(text)
-    partial.replace(path)
+    write_atomically(path, text)
     return Lock(path, spec.digest, tuple(records), tuple(wheels))
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rattler import PrefixRecord
 
+from lite_env.files import write_atomically
 from lite_env.spec import PackOptions
 
 FORMAT = "lite-env-image/1"
@@ -266,9 +267,7 @@ def _write_once(path: Path, data: bytes) -> None:
     """Content-addressed files never change: keep one that exists, else write atomically."""
     if path.exists():
         return
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data)
-    partial.replace(path)
+    write_atomically(path, data)
 
 
 def _size(path: Path) -> int:

@@ -11,6 +11,7 @@ from ruamel.yaml.error import YAMLError
 
 from lite_env.channel.pypi import WheelPin
 from lite_env.errors import LiteEnvError
+from lite_env.files import write_atomically
 
 FILE_NAME = "pypi.yaml"
 HEADER = """\
@@ -61,7 +62,5 @@ def write_pins(recipes_dir: Path, pins: PypiPins) -> Path:
     yaml.dump(document, stream)
     path = recipes_dir / FILE_NAME
     recipes_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{FILE_NAME}.part")
-    partial.write_text(HEADER + stream.getvalue())
-    partial.replace(path)
+    write_atomically(path, HEADER + stream.getvalue())
     return path

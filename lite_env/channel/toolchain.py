@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.files import write_atomically
 
 #: Bumped when the layout or the way a part is made changes: every part is then rebuilt.
 FORMAT = 1
@@ -754,9 +755,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, value: object) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    write_atomically(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
 def _remove(path: Path) -> None:
