@@ -29,8 +29,9 @@ from lite_env.snapshot import Snapshot, make_snapshot, snapshot_modules
 from lite_env.spec import EnvSpec
 
 DONE = "done.json"
-#: Bumped when the build changes what the same lock gives (2: standard library bytecode).
-BUILD_FORMAT = 2
+#: Bumped when the build changes what the same lock gives (2: standard library bytecode;
+#: 3: lazy chunks).
+BUILD_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def prepare_image(
         if locked
         else lock_environment(spec, cache_dir=cache_dir)
     )
-    work = cache_dir / "builds" / _build_key(lock, bytecode, preload, rules, snapshot)
+    key = _build_key(lock, bytecode, preload, rules, snapshot, spec.options.lazy)
+    work = cache_dir / "builds" / key
     done = work / DONE
     problems: tuple[str, ...] = ()
     reused = done.exists()
@@ -126,7 +128,15 @@ def prepare_image(
         )
         problems = compiled.problems
         report("packing")
-        image = pack(prefix, work / "image", rules=rules, overlay=work / "bytecode")
+        # laziness needs the trace of what the start imports, which bytecode "none" skips
+        traced = spec.options.lazy and bytecode != "none"
+        image = pack(
+            prefix,
+            work / "image",
+            rules=rules,
+            overlay=work / "bytecode",
+            started=compiled.imported if traced else None,
+        )
         made = None
         if snapshot:
             report("making the memory snapshot")
@@ -193,7 +203,12 @@ def build(
 
 
 def _build_key(
-    lock: Lock, bytecode: Bytecode, preload: Sequence[str], rules: PackRules, snapshot: bool
+    lock: Lock,
+    bytecode: Bytecode,
+    preload: Sequence[str],
+    rules: PackRules,
+    snapshot: bool,
+    lazy: bool,
 ) -> str:
     content = {
         "lite-env": __version__,
@@ -203,6 +218,7 @@ def _build_key(
         "bytecode": bytecode,
         "preload": list(preload),
         "rules": [rules.exclude, rules.keep, sorted(rules.exclude_by_package.items())],
+        "lazy": lazy,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
 

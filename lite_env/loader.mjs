@@ -17,6 +17,10 @@
 // Every chunk is fetched at once, in parallel with the runtime's boot, checked against the
 // manifest's sha256, gunzipped with the platform's DecompressionStream and written in fsInit.
 // A missing or corrupt chunk fails the start with a message that names it.
+// Chunks the manifest marks lazy (packages the kernel's start does not import) are left out
+// of the start where synchronous requests exist (browser workers): a finder at the head of
+// sys.meta_path writes a lazy chunk on the first import of one of its modules or a query of
+// its metadata, fetching it then with a synchronous request, checked and gunzipped in Python.
 import { loadPyodide as loadPyodideRuntime } from "./pyodide.mjs";
 
 export * from "./pyodide.mjs";
@@ -30,14 +34,15 @@ export async function loadPyodide(options = {}) {
   if (!liteEnvManifestURL) {
     return loadPyodideRuntime(options);
   }
-  const image = fetchImage(new URL(liteEnvManifestURL, import.meta.url));
+  const manifestURL = new URL(liteEnvManifestURL, import.meta.url);
+  const image = fetchImage(manifestURL, typeof XMLHttpRequest !== "undefined");
   const provided = new Set(liteEnvProvides);
   const userFsInit = runtimeOptions.fsInit;
   const boot = {
     ...runtimeOptions,
     packages: (runtimeOptions.packages ?? []).filter((name) => !provided.has(name)),
     fsInit: async (FS, info) => {
-      writeImage(FS, await image.catch(() => []));
+      writeImage(FS, (await image.catch(() => ({ chunks: [] }))).chunks);
       if (userFsInit) await userFsInit(FS, info);
     },
   };
@@ -46,15 +51,109 @@ export async function loadPyodide(options = {}) {
     : loadPyodideRuntime(boot);
   // A missing or corrupt chunk fails the start here, with its message: an error thrown
   // inside fsInit would leave the kernel hanging with no word.
-  await image;
+  const { later } = await image;
   const started = await pyodide;
   // Pyodide counts the image's packages as loaded by their PYODIDE_SOURCE marks at a cold
   // start, but not after a snapshot restore: without this, the kernel's per-cell import hook
   // would try to install them again.
   for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
   importModules(started, liteEnvImports);
+  if (later.length > 0) deferChunks(started, manifestURL, later);
   return started;
 }
+
+/** Install the finder that writes a lazy chunk on the first import of one of its modules. */
+function deferChunks(pyodide, manifestURL, chunks) {
+  pyodide.registerJsModule("_lite_env_lazy", {
+    chunks: () =>
+      chunks.map((c) => [c.file, new URL(c.file, manifestURL).href, c.sha256, c.lazy, distNames(c)]),
+    fetch: (url) => fetchSync(url),
+    write: (file, bytes) => {
+      const chunk = chunks.find((c) => c.file === file);
+      if (bytes.length !== chunk.raw_size) {
+        throw new Error(`lite-env: chunk ${file} unpacks to the wrong size`);
+      }
+      writeImage(pyodide.FS, [{ chunk, bytes }]);
+    },
+  });
+  pyodide.runPython(LAZY_FINDER);
+}
+
+/** The distribution names of a chunk's dist-info folders, normalized as in PEP 503. */
+function distNames(chunk) {
+  const names = new Set();
+  for (const [path] of chunk.files) {
+    const match = /\/([^/]+)-[^-/]+\.dist-info\//.exec(path);
+    if (match) names.add(match[1].toLowerCase().replace(/[-_.]+/g, "-"));
+  }
+  return [...names];
+}
+
+/** A synchronous GET (allowed in workers) of a file's bytes. */
+function fetchSync(url) {
+  const request = new XMLHttpRequest();
+  request.open("GET", url, false);
+  request.responseType = "arraybuffer";
+  request.send();
+  if (request.status !== 200) {
+    throw new Error(`lite-env: cannot fetch ${url}: HTTP ${request.status}`);
+  }
+  return new Uint8Array(request.response);
+}
+
+// The finder's state is safe to leave in a running kernel: it holds names and URLs, and a
+// chunk is written once (checked against the manifest's sha256 like every other chunk).
+const LAZY_FINDER = `
+import hashlib, importlib, re, sys, zlib
+from importlib.abc import MetaPathFinder
+
+import _lite_env_lazy
+from pyodide.ffi import to_js
+
+
+class LiteEnvLazyChunks(MetaPathFinder):
+    """Writes a lite-env image chunk on the first import of one of its top-level modules, or
+    when its distribution's metadata is looked up (lite-env's loader installed this)."""
+
+    def __init__(self):
+        self.written = set()
+        self.pending = {}
+        for file, url, sha256, modules, dists in _lite_env_lazy.chunks().to_py():
+            chunk = (file, url, sha256)
+            for key in (*modules, *(f"dist:{d}" for d in dists)):
+                self.pending.setdefault(key, []).append(chunk)
+
+    def find_spec(self, fullname, path=None, target=None):
+        self._write(fullname.partition(".")[0])
+        return None
+
+    def find_distributions(self, context=None):
+        name = getattr(context, "name", None)
+        if name is None:
+            for key in [k for k in self.pending if k.startswith("dist:")]:
+                self._write(key)
+        else:
+            self._write("dist:" + re.sub(r"[-_.]+", "-", name).lower())
+        return iter(())
+
+    def _write(self, key):
+        chunks = self.pending.pop(key, None)
+        if not chunks:
+            return
+        for file, url, sha256 in chunks:
+            if file in self.written:
+                continue
+            data = _lite_env_lazy.fetch(url).to_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise ImportError(f"lite-env: chunk {file} is corrupt; rebuild or redeploy the site")
+            _lite_env_lazy.write(file, to_js(zlib.decompress(data, 31)))
+            self.written.add(file)
+        importlib.invalidate_caches()
+
+
+sys.meta_path.insert(0, LiteEnvLazyChunks())
+del LiteEnvLazyChunks
+`;
 
 /** Import the modules (a restored snapshot holds them already); the kernel reports failures. */
 function importModules(pyodide, names) {
@@ -92,15 +191,19 @@ async function restore(boot, snapshotURL, sha256) {
   }
 }
 
-/** Fetch the manifest, then every chunk at once; resolve to [{chunk, bytes}]. */
-async function fetchImage(manifestURL) {
+/** Fetch the manifest, then every chunk needed at start at once; resolve to
+ * {chunks: [{chunk, bytes}], later: [chunk]} (the lazy chunks, when `lazily`). */
+async function fetchImage(manifestURL, lazily) {
   const manifest = await (await fetchOk(manifestURL, "the environment manifest")).json();
   if (manifest.format !== FORMAT) {
     throw new Error(`lite-env: ${manifestURL} is not a ${FORMAT} manifest`);
   }
-  return Promise.all(
-    manifest.chunks.map(async (chunk) => ({ chunk, bytes: await fetchChunk(manifestURL, chunk) })),
+  const later = lazily ? manifest.chunks.filter((chunk) => chunk.lazy?.length > 0) : [];
+  const now = manifest.chunks.filter((chunk) => !later.includes(chunk));
+  const chunks = await Promise.all(
+    now.map(async (chunk) => ({ chunk, bytes: await fetchChunk(manifestURL, chunk) })),
   );
+  return { chunks, later };
 }
 
 async function fetchChunk(manifestURL, chunk) {

@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +48,8 @@ PYODIDE_SOURCE = ("PYODIDE_SOURCE", b"pyodide")
 #: gzip level of the chunks: 6 packs 3.6x faster than 9 for 1 % more bytes (bench/README.md).
 GZIP_LEVEL = 6
 SITE_PACKAGES_ALIAS = "site-packages/"
+#: A file in site-packages: its top-level name, and the rest of its path.
+SITE_PACKAGES_FILE = re.compile(r"lib/python3\.\d+/site-packages/([^/]+)(?:/(.+))?")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ class Chunk:
     files: tuple[tuple[str, int, int, int], ...]  # path, offset, size, mode
     symlinks: tuple[tuple[str, str], ...]  # path, target
     dropped: tuple[tuple[str, int], ...]  # path, size
+    #: its top-level modules when it is written on their first import; () when it is written
+    #: before Python starts
+    lazy: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ def pack(
     *,
     rules: PackRules | None = None,
     overlay: Path | None = None,
+    started: Collection[str] | None = None,
 ) -> Image:
     """Write the image of `prefix` into `out_dir` (created; existing chunks are reused).
 
@@ -128,6 +134,10 @@ def pack(
         rules: what to leave out (default: DEFAULT_EXCLUDE).
         overlay: a folder of generated files laid over the prefix (bytecode); each file
             joins the chunk of the package that owns its folder.
+        started: the modules imported while the kernel starts (traced). When given, a package
+            of pure-Python modules in site-packages none of which is among them is marked
+            lazy: the loader writes it on the first import of one of its modules (or a query
+            of its metadata) instead of before Python starts. None: every package is eager.
     """
     rules = rules or PackRules()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +151,10 @@ def pack(
         extra = _owned(generated, kept)
         if not kept and not extra:
             continue
-        chunks.append(_write_chunk(prefix, out_dir, record, kept, extra, dropped))
+        chunk = _write_chunk(prefix, out_dir, record, kept, extra, dropped)
+        if started is not None:
+            chunk = replace(chunk, lazy=_lazy_modules(chunk, {m.split(".")[0] for m in started}))
+        chunks.append(chunk)
     manifest = {
         "format": FORMAT,
         "chunks": [_chunk_json(c) for c in chunks],
@@ -167,6 +180,7 @@ def read_image(folder: Path, manifest: str) -> Image:
             files=tuple(tuple(f) for f in c["files"]),
             symlinks=tuple(tuple(s) for s in c["symlinks"]),
             dropped=(),
+            lazy=tuple(c.get("lazy", ())),
         )
         for c in document["chunks"]
     )
@@ -256,7 +270,31 @@ def _chunk_json(chunk: Chunk) -> dict:
         "files": [list(f) for f in chunk.files],
         "symlinks": [list(s) for s in chunk.symlinks],
         "dynlibs": sorted(path for path, *_ in (*chunk.files, *chunk.symlinks) if _is_dynlib(path)),
+        "lazy": list(chunk.lazy),
     }
+
+
+def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
+    """The chunk's top-level modules if it can be written on their first import, else ().
+
+    Only site-packages Python files qualify: a shared library, a `.pth` file (read as Python
+    starts) or a file elsewhere in the prefix makes the chunk eager, as does any of its
+    modules being imported at start.
+    """
+    modules = set()
+    for path, *_ in (*chunk.files, *chunk.symlinks):
+        match = SITE_PACKAGES_FILE.fullmatch(path)
+        if match is None or _is_dynlib(path) or path.endswith(".pth"):
+            return ()
+        top, rest = match.group(1), match.group(2)
+        if top.endswith((".dist-info", ".data")) or top == "__pycache__":
+            continue
+        if not rest and not top.endswith(".py"):
+            return ()  # a data file at the top of site-packages
+        modules.add(top.removesuffix(".py") if not rest else top)
+    if not modules or modules & set(started):
+        return ()
+    return tuple(sorted(modules))
 
 
 def _is_dynlib(path: str) -> bool:

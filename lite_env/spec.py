@@ -53,6 +53,8 @@ class PackOptions:
             interpreter's site-packages; `**` spans folders).
         keep: patterns kept even when a default or `exclude` pattern matches.
         exclude_by_package: patterns left out of one package only.
+        lazy: write packages that the kernel's start does not import on their first import
+            (the default) instead of before Python starts.
     """
 
     bytecode: str | None = None
@@ -60,6 +62,7 @@ class PackOptions:
     exclude: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     exclude_by_package: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    lazy: bool = True
 
 
 @dataclass(frozen=True)
@@ -181,24 +184,29 @@ def _parse_document(path: Path, document: object) -> EnvSpec:
     )
 
 
+#: The keys of the `lite-env:` section.
+OPTIONS = ("bytecode", "preload", "exclude", "keep", "exclude-by-package", "lazy")
+
+
 def _parse_options(section: object, location: str) -> PackOptions:
     if section is None:
         return PackOptions()
     if not isinstance(section, CommentedMap):
         raise LiteEnvError(f"{location}: `{OWN_KEY}` must be a mapping")
-    unknown = sorted(
-        set(section) - {"bytecode", "preload", "exclude", "keep", "exclude-by-package"}
-    )
+    unknown = sorted(set(section) - set(OPTIONS))
     if unknown:
         raise LiteEnvError(
             f"{location}: unknown `{OWN_KEY}` option {unknown[0]!r}",
-            hint="known: bytecode, preload, exclude, keep, exclude-by-package",
+            hint=f"known: {', '.join(OPTIONS)}",
         )
     bytecode = section.get("bytecode")
     if bytecode is not None and bytecode not in BYTECODE_MODES:
         raise LiteEnvError(
             f"{location}: `bytecode` is one of {', '.join(BYTECODE_MODES)}, not {bytecode!r}"
         )
+    lazy = section.get("lazy", True)
+    if not isinstance(lazy, bool):
+        raise LiteEnvError(f"{location}: `lazy` is true or false, not {lazy!r}")
     by_package = section.get("exclude-by-package") or {}
     if not isinstance(by_package, dict):
         raise LiteEnvError(f"{location}: `exclude-by-package` maps package names to patterns")
@@ -210,6 +218,7 @@ def _parse_options(section: object, location: str) -> PackOptions:
         exclude_by_package=tuple(
             (str(name), _strings(by_package, name, location)) for name in sorted(by_package)
         ),
+        lazy=lazy,
     )
 
 

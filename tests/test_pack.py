@@ -129,3 +129,32 @@ def test_environment_options_extend_the_defaults_and_site_packages_is_an_alias(p
     assert f"{SITE}/kitchen/__init__.py" in paths
     assert f"{SITE}/kitchen/sink.py" not in paths
     assert not [p for p in paths if p.startswith("bin/")]  # the defaults still apply
+
+
+def test_pure_packages_the_start_does_not_import_are_lazy(tmp_path):
+    channel = tmp_path / "channel"
+    runtime_packages(channel)
+    packages = {
+        "pure": {"site-packages/pure/__init__.py": b"", "site-packages/single.py": b""},
+        "started": {"site-packages/started/__init__.py": b""},
+        "compiled": {"site-packages/compiled/_c.cpython-314-wasm32-emscripten.so": b"\0asm"},
+        "hooked": {"site-packages/hooked/__init__.py": b"", "site-packages/hooked.pth": b"x\n"},
+        "shared": {"site-packages/shared/__init__.py": b"", "share/shared/data.txt": b"x"},
+    }
+    for name, files in packages.items():
+        dist_info = {f"site-packages/{name}-1.0.dist-info/METADATA": b"Name: x\n"}
+        conda_package(channel, name, "1.0", files=files | dist_info)
+    index_channel(channel)
+    (tmp_path / "environment.yml").write_text(
+        "channels: [./channel]\ndependencies: [python, " + ", ".join(packages) + "]\n"
+    )
+    records = solve(read_spec(tmp_path / "environment.yml"), cache_dir=tmp_path / "cache")
+    prefix = install_prefix(records, tmp_path / "prefix", cache_dir=tmp_path / "cache")
+
+    image = pack(prefix, tmp_path / "image", started=["started.sub", "sys"])
+    lazy = {c["package"]: c["lazy"] for c in manifest(image)["chunks"]}
+    assert lazy["pure"] == ["pure", "single"]
+    assert lazy["started"] == lazy["compiled"] == lazy["hooked"] == lazy["shared"] == []
+    # without a trace of the start, nothing is lazy
+    eager = pack(prefix, tmp_path / "eager")
+    assert not [c for c in manifest(eager)["chunks"] if c["lazy"]]

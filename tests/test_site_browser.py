@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from lite_env.build import build
-from lite_env.check import CheckResult, check_site, site_image, top_level_modules
+from lite_env.check import (
+    CheckResult,
+    check_site,
+    open_notebook,
+    run_cell,
+    site_image,
+    top_level_modules,
+)
 from lite_env.errors import LiteEnvError
 from lite_env.spec import read_spec
 
@@ -113,10 +121,37 @@ def test_the_screenshot_is_saved_when_asked(checked):
 def test_a_corrupt_chunk_stops_the_kernel_with_the_loaders_message(site, tmp_path):
     broken = shutil.copytree(site, tmp_path / "site")
     image_folder, _ = site_image(broken)
-    chunk = next(image_folder.glob("tabulate-*.gz"))
+    chunk = next(image_folder.glob("comm-*.gz"))  # the kernel imports comm as it starts
     chunk.write_bytes(chunk.read_bytes() + b"x")
     with pytest.raises(LiteEnvError) as failure:
         check_site(broken, imports=["tabulate"], timeout=120)
     assert failure.value.message.startswith("the Pyodide kernel failed to start: lite-env: ")
-    assert f"chunk {chunk.name} of package tabulate is corrupt" in failure.value.message
+    assert f"chunk {chunk.name} of package comm is corrupt" in failure.value.message
     assert "uncaught: lite-env: chunk" in failure.value.hint
+
+
+def test_a_corrupt_lazy_chunk_fails_its_import_with_the_loaders_message(site, tmp_path):
+    broken = shutil.copytree(site, tmp_path / "site")
+    image_folder, _ = site_image(broken)
+    chunk = next(image_folder.glob("tabulate-*.gz"))
+    chunk.write_bytes(chunk.read_bytes() + b"x")
+    result = check_site(broken, imports=["tabulate", "attrs"], timeout=120)
+    errors = {m.name: m.error for m in result.failed}
+    assert list(errors) == ["tabulate"]
+    assert f"lite-env: chunk {chunk.name} is corrupt" in errors["tabulate"]
+
+
+def test_packages_the_start_does_not_import_are_fetched_on_first_use(site):
+    image_folder, manifest = site_image(site)
+    chunks = json.loads((image_folder / manifest).read_text())["chunks"]
+    lazy = {c["package"]: c for c in chunks if c["lazy"]}
+    assert {"sympy", "networkx", "tabulate", "mpmath"} <= set(lazy)
+    assert not {"ipython", "jedi", "comm", "pyodide-kernel"} & set(lazy)
+    fetched = lambda: {url.rsplit("/", 1)[-1] for url in notebook.requests}  # noqa: E731
+    with open_notebook(site) as notebook:
+        assert not {c["file"] for c in lazy.values()} & fetched()  # none at start
+        cell = "import importlib.metadata as m\nprint(m.version('tabulate'))\nimport sympy"
+        assert run_cell(notebook.page, cell).strip() == lazy["tabulate"]["version"]
+        wanted = {lazy[name]["file"] for name in ("tabulate", "sympy")}
+        assert wanted <= fetched()
+        assert lazy["networkx"]["file"] not in fetched()

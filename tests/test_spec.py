@@ -124,6 +124,7 @@ def test_lite_env_section_sets_how_the_image_is_made(tmp_path, small_channel):
     options = read_spec(path).options
     assert options.bytecode == "all"
     assert options.preload == ("sympy",)
+    assert options.lazy is True
     assert options.exclude == ("site-packages/sympy/plotting/**",)
     assert options.exclude_by_package == (("sympy", ("**/benchmarks/**",)),)
 
@@ -134,6 +135,7 @@ def test_lite_env_section_sets_how_the_image_is_made(tmp_path, small_channel):
         ("lite-env:\n  bytecode: some\n", "`bytecode` is one of none, imported, all, not 'some'"),
         ("lite-env:\n  exlcude: []\n", "unknown `lite-env` option 'exlcude'"),
         ("lite-env:\n  keep: x\n", "`keep` must be a list of strings"),
+        ("lite-env:\n  lazy: maybe\n", "`lazy` is true or false, not 'maybe'"),
     ],
 )
 def test_lite_env_section_errors_name_the_line(tmp_path, small_channel, section, message):
