@@ -22,9 +22,9 @@ PROBED_LOADER = "lite-env-probed.mjs"
 #: (anchor in lite-env's loader.mjs, replacement): marks around the image.
 LOADER_MARKS = (
     (
-        "writeImage(FS, await image.catch(() => []));",
+        "writeImage(FS, (await image.catch(() => ({ chunks: [] }))).chunks);",
         'globalThis.__benchMark?.("fsInit-called");'
-        " const __benchChunks = await image.catch(() => []);"
+        " const __benchChunks = (await image.catch(() => ({ chunks: [] }))).chunks;"
         ' globalThis.__benchMark?.("image-ready");'
         " writeImage(FS, __benchChunks);"
         ' globalThis.__benchMark?.("image-written");',

@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in ("profile", "build"):
             if part not in parts:
                 data[part] = previous.get(part)
-        data["sites"] = previous.get("sites", {})
+        if args.reuse_sites:
+            data["sites"] = previous.get("sites", {})
         data["previous_commands"] = [
             *previous.get("previous_commands", []),
             previous.get("command"),
