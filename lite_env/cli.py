@@ -420,6 +420,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             report=lambda message: status.update(message),
         )
     prepared = result.prepared
+    lazy = [chunk for chunk in prepared.image.chunks if chunk.lazy]
     for problem in prepared.bytecode_problems:
         stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
     summary = {
@@ -430,6 +431,8 @@ def cmd_build(args: argparse.Namespace) -> None:
             "chunks": len(prepared.image.chunks),
             "bytes": prepared.image.size,
             "raw_bytes": prepared.image.raw_size,
+            "lazy_packages": [c.package for c in lazy],
+            "lazy_bytes": sum(c.size for c in lazy),
         },
         "reused_image": prepared.reused,
         "extensions": [
@@ -445,6 +448,11 @@ def cmd_build(args: argparse.Namespace) -> None:
         f" ({decimal(prepared.image.raw_size)} unpacked)"
         + (", reused from the cache" if prepared.reused else "")
     )
+    if lazy:
+        stderr.print(
+            f"  fetched on first import ({decimal(sum(c.size for c in lazy))}):"
+            f" {', '.join(c.package for c in lazy)}"
+        )
     for extension in result.extensions:
         stderr.print(f"  extension {extension.name} {extension.version} ({extension.package})")
     stderr.print(f"serve it with `lite-env serve {args.output}`")

@@ -86,6 +86,14 @@ def test_two_builds_of_one_lock_compare_equal_file_by_file(built):
     assert [name for name in one if one[name] != other[name]] == []
 
 
+def test_the_build_summary_names_the_packages_fetched_on_first_import(built):
+    _, _, (first, _) = built
+    lazy = first["image"]["lazy_packages"]
+    assert {"sympy", "networkx", "tabulate"} <= set(lazy)
+    assert not {"ipython", "pyodide-kernel", "pyyaml", "libyaml"} & set(lazy)
+    assert 0 < first["image"]["lazy_bytes"] < first["image"]["bytes"]
+
+
 def test_an_unchanged_lock_rebuilds_from_the_cache(built):
     _, _, (first, second) = built
     assert second["reused_image"] is True
