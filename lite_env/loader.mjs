@@ -137,7 +137,7 @@ class LiteEnvLazyChunks(MetaPathFinder):
         return iter(())
 
     def _write(self, key):
-        chunks = self.pending.pop(key, None)
+        chunks = self.pending.get(key)
         if not chunks:
             return
         for file, url, sha256 in chunks:
@@ -148,6 +148,7 @@ class LiteEnvLazyChunks(MetaPathFinder):
                 raise ImportError(f"lite-env: chunk {file} is corrupt; rebuild or redeploy the site")
             _lite_env_lazy.write(file, to_js(zlib.decompress(data, 31)))
             self.written.add(file)
+        del self.pending[key]  # only now: a failed fetch is tried again by the next import
         importlib.invalidate_caches()
 
 
