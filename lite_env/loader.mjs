@@ -10,6 +10,8 @@
 //                       a gzipped memory snapshot made at build time: restored instead of a
 //                       cold boot (the image still fills the file system); on any failure the
 //                       start falls back to a cold boot with a console warning.
+//   liteEnvPrefetch     false: lazy chunks are fetched only when imported (default: true,
+//                       fetched in the background after the start)
 //   liteEnvImports      modules the kernel imports as it starts, imported here first: the
 //                       kernel imports them with /drive as its working directory, where the
 //                       path finder asks the page for every new top-level name ('' is on
@@ -20,7 +22,9 @@
 // Chunks the manifest marks lazy (packages the kernel's start does not import) are left out
 // of the start where synchronous requests exist (browser workers): a finder at the head of
 // sys.meta_path writes a lazy chunk on the first import of one of its modules or a query of
-// its metadata, fetching it then with a synchronous request, checked and gunzipped in Python.
+// its metadata. The chunks are fetched in the background after the start (low priority, one
+// at a time); an import that comes first fetches its chunk with a synchronous request, checked
+// and gunzipped in Python.
 import { loadPyodide as loadPyodideRuntime } from "./pyodide.mjs";
 
 export * from "./pyodide.mjs";
@@ -29,8 +33,8 @@ const FORMAT = "lite-env-image/1";
 
 export async function loadPyodide(options = {}) {
   const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
-  const { liteEnvSnapshotURL, liteEnvSnapshotSha256, liteEnvImports = [], ...runtimeOptions } =
-    rest;
+  const { liteEnvSnapshotURL, liteEnvSnapshotSha256, ...more } = rest;
+  const { liteEnvImports = [], liteEnvPrefetch = true, ...runtimeOptions } = more;
   if (!liteEnvManifestURL) {
     return loadPyodideRuntime(options);
   }
@@ -58,25 +62,39 @@ export async function loadPyodide(options = {}) {
   // would try to install them again.
   for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
   importModules(started, liteEnvImports);
-  if (later.length > 0) deferChunks(started, manifestURL, later);
+  if (later.length > 0) deferChunks(started, manifestURL, later, liteEnvPrefetch);
   return started;
 }
 
-/** Install the finder that writes a lazy chunk on the first import of one of its modules. */
-function deferChunks(pyodide, manifestURL, chunks) {
+/** Install the finder that writes a lazy chunk on the first import of one of its modules, and
+ * fetch the lazy chunks in the background, one at a time at low priority, so that an import
+ * usually finds its chunk checked and unpacked in memory instead of waiting on the network. */
+function deferChunks(pyodide, manifestURL, chunks, prefetch) {
+  const fetched = new Map(); // file → unpacked bytes, until written
+  const byFile = new Map(chunks.map((chunk) => [chunk.file, chunk]));
+  const write = (file, bytes) => {
+    const chunk = byFile.get(file);
+    if (bytes.length !== chunk.raw_size) {
+      throw new Error(`lite-env: chunk ${file} unpacks to the wrong size`);
+    }
+    writeImage(pyodide.FS, [{ chunk, bytes }]);
+    fetched.delete(file);
+  };
   pyodide.registerJsModule("_lite_env_lazy", {
     chunks: () =>
       chunks.map((c) => [c.file, new URL(c.file, manifestURL).href, c.sha256, c.lazy, distNames(c)]),
     fetch: (url) => fetchSync(url),
-    write: (file, bytes) => {
-      const chunk = chunks.find((c) => c.file === file);
-      if (bytes.length !== chunk.raw_size) {
-        throw new Error(`lite-env: chunk ${file} unpacks to the wrong size`);
-      }
-      writeImage(pyodide.FS, [{ chunk, bytes }]);
-    },
+    write,
+    writeFetched: (file) => fetched.has(file) && (write(file, fetched.get(file)), true),
   });
   pyodide.runPython(LAZY_FINDER);
+  (async () => {
+    for (const chunk of prefetch ? chunks : []) {
+      // a failure is left to the import that needs the chunk, which reports it
+      const bytes = await fetchChunk(manifestURL, chunk, { priority: "low" }).catch(() => null);
+      if (bytes) fetched.set(chunk.file, bytes);
+    }
+  })();
 }
 
 /** The distribution names of a chunk's dist-info folders, normalized as in PEP 503. */
@@ -141,7 +159,8 @@ class LiteEnvLazyChunks(MetaPathFinder):
         if not chunks:
             return
         for file, url, sha256 in chunks:
-            if file in self.written:
+            if file in self.written or _lite_env_lazy.writeFetched(file):
+                self.written.add(file)
                 continue
             data = _lite_env_lazy.fetch(url).to_bytes()
             if hashlib.sha256(data).hexdigest() != sha256:
@@ -207,10 +226,10 @@ async function fetchImage(manifestURL, lazily) {
   return { chunks, later };
 }
 
-async function fetchChunk(manifestURL, chunk) {
+async function fetchChunk(manifestURL, chunk, init = {}) {
   const url = new URL(chunk.file, manifestURL);
   const what = `chunk ${chunk.file} of package ${chunk.package}`;
-  const bytes = await gunzip(await fetchBytes(url, what, chunk.sha256));
+  const bytes = await gunzip(await fetchBytes(url, what, chunk.sha256, init));
   if (bytes.length !== chunk.raw_size) {
     throw new Error(`lite-env: ${what} unpacks to the wrong size`);
   }
@@ -218,8 +237,8 @@ async function fetchChunk(manifestURL, chunk) {
 }
 
 /** Fetch a file and check its sha256; the error names `what`. */
-async function fetchBytes(url, what, sha256) {
-  const response = await fetchOk(url, what);
+async function fetchBytes(url, what, sha256, init = {}) {
+  const response = await fetchOk(url, what, init);
   const bytes = new Uint8Array(await response.arrayBuffer());
   const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
   if (digest !== sha256) {
@@ -236,10 +255,10 @@ async function gunzip(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-async function fetchOk(url, what) {
+async function fetchOk(url, what, init = {}) {
   let response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, init);
   } catch (error) {
     throw new Error(`lite-env: cannot fetch ${what} from ${url}: ${error}`);
   }

@@ -19,6 +19,7 @@ from lite_env.check import (
     top_level_modules,
 )
 from lite_env.errors import LiteEnvError
+from lite_env.site import KERNEL_PLUGIN
 from lite_env.spec import read_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -141,17 +142,40 @@ def test_a_corrupt_lazy_chunk_fails_its_import_with_the_loaders_message(site, tm
     assert f"lite-env: chunk {chunk.name} is corrupt" in errors["tabulate"]
 
 
-def test_packages_the_start_does_not_import_are_fetched_on_first_use(site):
+def test_packages_the_start_does_not_import_are_fetched_after_it(site):
     image_folder, manifest = site_image(site)
     chunks = json.loads((image_folder / manifest).read_text())["chunks"]
     lazy = {c["package"]: c for c in chunks if c["lazy"]}
+    eager = {c["file"] for c in chunks if not c["lazy"]}
     assert {"sympy", "networkx", "tabulate", "mpmath"} <= set(lazy)
     assert not {"ipython", "jedi", "comm", "pyodide-kernel"} & set(lazy)
-    fetched = lambda: {url.rsplit("/", 1)[-1] for url in notebook.requests}  # noqa: E731
     with open_notebook(site) as notebook:
-        assert not {c["file"] for c in lazy.values()} & fetched()  # none at start
+        # the start fetches every eager chunk; lazy ones are only asked for after the last
+        files = [url.rsplit("/", 1)[-1] for url in notebook.requests]
+        last_eager = max(files.index(file) for file in eager)
+        assert not {c["file"] for c in lazy.values()} & set(files[:last_eager])
+        # metadata and imports find them (from the background fetch or a synchronous one)
         cell = "import importlib.metadata as m\nprint(m.version('tabulate'))\nimport sympy"
         assert run_cell(notebook.page, cell).strip() == lazy["tabulate"]["version"]
-        wanted = {lazy[name]["file"] for name in ("tabulate", "sympy")}
-        assert wanted <= fetched()
-        assert lazy["networkx"]["file"] not in fetched()
+
+
+def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_path):
+    quiet = shutil.copytree(site, tmp_path / "site")
+    config_path = quiet / "jupyter-lite.json"
+    config = json.loads(config_path.read_text())
+    plugins = config["jupyter-config-data"]["litePluginSettings"]
+    plugins[KERNEL_PLUGIN]["loadPyodideOptions"]["liteEnvPrefetch"] = False
+    config_path.write_text(json.dumps(config))
+    image_folder, manifest = site_image(quiet)
+    chunks = json.loads((image_folder / manifest).read_text())["chunks"]
+    lazy = {c["package"]: c["file"] for c in chunks if c["lazy"]}
+    with open_notebook(quiet) as notebook:
+        fetched = lambda: {url.rsplit("/", 1)[-1] for url in notebook.requests}  # noqa: E731
+        assert not set(lazy.values()) & fetched()
+        cell = "import tabulate\nprint(tabulate.tabulate([[1, 2]], tablefmt='plain'))"
+        assert run_cell(notebook.page, cell).strip() == "1  2"
+        assert lazy["tabulate"] in fetched() and lazy["sympy"] not in fetched()
+        # networkx scans every distribution's entry points as it imports: all are written
+        cell = "import networkx as nx\nprint(nx.shortest_path_length(nx.path_graph(4), 0, 3))"
+        assert run_cell(notebook.page, cell).strip() == "3"
+        assert set(lazy.values()) <= fetched()
