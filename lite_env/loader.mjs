@@ -61,8 +61,8 @@ export async function loadPyodide(options = {}) {
   // start, but not after a snapshot restore: without this, the kernel's per-cell import hook
   // would try to install them again.
   for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
-  importModules(started, liteEnvImports);
   if (later.length > 0) deferChunks(started, manifestURL, later, liteEnvPrefetch);
+  importModules(started, liteEnvImports);
   return started;
 }
 
