@@ -170,12 +170,23 @@ def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_p
     chunks = json.loads((image_folder / manifest).read_text())["chunks"]
     lazy = {c["package"]: c["file"] for c in chunks if c["lazy"]}
     with open_notebook(quiet) as notebook:
-        fetched = lambda: {url.rsplit("/", 1)[-1] for url in notebook.requests}  # noqa: E731
+
+        def fetched(wanted: set[str] = frozenset()) -> set[str]:
+            """The files requested so far, once `wanted` are among them (Playwright reports a
+            worker's requests asynchronously) or after 5 s."""
+            for _ in range(50):
+                files = {url.rsplit("/", 1)[-1] for url in notebook.requests}
+                if wanted <= files:
+                    break
+                notebook.page.wait_for_timeout(100)
+            return files
+
         assert not set(lazy.values()) & fetched()
         cell = "import tabulate\nprint(tabulate.tabulate([[1, 2]], tablefmt='plain'))"
         assert run_cell(notebook.page, cell).strip() == "1  2"
-        assert lazy["tabulate"] in fetched() and lazy["sympy"] not in fetched()
+        files = fetched({lazy["tabulate"]})
+        assert lazy["tabulate"] in files and lazy["sympy"] not in files
         # networkx scans every distribution's entry points as it imports: all are written
         cell = "import networkx as nx\nprint(nx.shortest_path_length(nx.path_graph(4), 0, 3))"
         assert run_cell(notebook.page, cell).strip() == "3"
-        assert set(lazy.values()) <= fetched()
+        assert set(lazy.values()) <= fetched(set(lazy.values()))
