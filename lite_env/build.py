@@ -30,8 +30,8 @@ from lite_env.spec import EnvSpec
 
 DONE = "done.json"
 #: Bumped when the build changes what the same lock gives (2: standard library bytecode;
-#: 3: lazy chunks).
-BUILD_FORMAT = 3
+#: 3: lazy chunks; 4: their metadata written at start).
+BUILD_FORMAT = 4
 
 
 @dataclass(frozen=True)

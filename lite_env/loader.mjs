@@ -21,10 +21,10 @@
 // A missing or corrupt chunk fails the start with a message that names it.
 // Chunks the manifest marks lazy (packages the kernel's start does not import) are left out
 // of the start where synchronous requests exist (browser workers): a finder at the head of
-// sys.meta_path writes a lazy chunk on the first import of one of its modules or a query of
-// its metadata. The chunks are fetched in the background after the start (low priority, one
-// at a time); an import that comes first fetches its chunk with a synchronous request, checked
-// and gunzipped in Python.
+// sys.meta_path writes a lazy chunk on the first import of one of its modules (their dist-info
+// folders come at start, in a chunk of their own). The chunks are fetched in the background
+// after the start (low priority, one at a time); an import that comes first fetches its chunk
+// with a synchronous request, checked and gunzipped in Python.
 import { loadPyodide as loadPyodideRuntime } from "./pyodide.mjs";
 
 export * from "./pyodide.mjs";
@@ -81,8 +81,7 @@ function deferChunks(pyodide, manifestURL, chunks, prefetch) {
     fetched.delete(file);
   };
   pyodide.registerJsModule("_lite_env_lazy", {
-    chunks: () =>
-      chunks.map((c) => [c.file, new URL(c.file, manifestURL).href, c.sha256, c.lazy, distNames(c)]),
+    chunks: () => chunks.map((c) => [c.file, new URL(c.file, manifestURL).href, c.sha256, c.lazy]),
     fetch: (url) => fetchSync(url),
     write,
     writeFetched: (file) => fetched.has(file) && (write(file, fetched.get(file)), true),
@@ -95,16 +94,6 @@ function deferChunks(pyodide, manifestURL, chunks, prefetch) {
       if (bytes) fetched.set(chunk.file, bytes);
     }
   })();
-}
-
-/** The distribution names of a chunk's dist-info folders, normalized as in PEP 503. */
-function distNames(chunk) {
-  const names = new Set();
-  for (const [path] of chunk.files) {
-    const match = /\/([^/]+)-[^-/]+\.dist-info\//.exec(path);
-    if (match) names.add(match[1].toLowerCase().replace(/[-_.]+/g, "-"));
-  }
-  return [...names];
 }
 
 /** A synchronous GET (allowed in workers) of a file's bytes. */
@@ -122,7 +111,7 @@ function fetchSync(url) {
 // The finder's state is safe to leave in a running kernel: it holds names and URLs, and a
 // chunk is written once (checked against the manifest's sha256 like every other chunk).
 const LAZY_FINDER = `
-import hashlib, importlib, re, sys, zlib
+import hashlib, importlib, sys, zlib
 from importlib.abc import MetaPathFinder
 
 import _lite_env_lazy
@@ -130,29 +119,19 @@ from pyodide.ffi import to_js
 
 
 class LiteEnvLazyChunks(MetaPathFinder):
-    """Writes a lite-env image chunk on the first import of one of its top-level modules, or
-    when its distribution's metadata is looked up (lite-env's loader installed this)."""
+    """Writes a lite-env image chunk on the first import of one of its top-level modules
+    (lite-env's loader installed this; the chunks' dist-info was written at start)."""
 
     def __init__(self):
         self.written = set()
         self.pending = {}
-        for file, url, sha256, modules, dists in _lite_env_lazy.chunks().to_py():
-            chunk = (file, url, sha256)
-            for key in (*modules, *(f"dist:{d}" for d in dists)):
-                self.pending.setdefault(key, []).append(chunk)
+        for file, url, sha256, modules in _lite_env_lazy.chunks().to_py():
+            for module in modules:
+                self.pending.setdefault(module, []).append((file, url, sha256))
 
     def find_spec(self, fullname, path=None, target=None):
         self._write(fullname.partition(".")[0])
         return None
-
-    def find_distributions(self, context=None):
-        name = getattr(context, "name", None)
-        if name is None:
-            for key in [k for k in self.pending if k.startswith("dist:")]:
-                self._write(key)
-        else:
-            self._write("dist:" + re.sub(r"[-_.]+", "-", name).lower())
-        return iter(())
 
     def _write(self, key):
         chunks = self.pending.get(key)

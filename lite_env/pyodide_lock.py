@@ -19,7 +19,7 @@ from typing import Literal
 
 from packaging.utils import canonicalize_name
 
-from lite_env.pack import Chunk, Image
+from lite_env.pack import LAZY_METADATA, Chunk, Image
 
 Mode = Literal["image", "lock"]
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -42,6 +42,8 @@ def write_pyodide_lock(
     packages = {}
     names = {c.package for c in image.chunks}
     for chunk in image.chunks:
+        if chunk.package == LAZY_METADATA:
+            continue  # the lazy packages' dist-info, also in their own chunks: no package
         key = canonicalize_name(chunk.package)  # Pyodide looks names up normalized
         entry_depends = sorted(
             canonicalize_name(d) for d in depends.get(chunk.package, []) if d in names

@@ -11,7 +11,7 @@ import pytest
 from conftest import conda_package, index_channel, runtime_packages
 
 from lite_env.install import install_prefix
-from lite_env.pack import PackRules, pack
+from lite_env.pack import LAZY_METADATA, PackRules, pack
 from lite_env.solve import solve
 from lite_env.spec import read_spec
 
@@ -152,9 +152,17 @@ def test_pure_packages_the_start_does_not_import_are_lazy(tmp_path):
     prefix = install_prefix(records, tmp_path / "prefix", cache_dir=tmp_path / "cache")
 
     image = pack(prefix, tmp_path / "image", started=["started.sub", "sys"])
-    lazy = {c["package"]: c["lazy"] for c in manifest(image)["chunks"]}
+    chunks = {c["package"]: c for c in manifest(image)["chunks"]}
+    lazy = {name: chunk["lazy"] for name, chunk in chunks.items()}
     assert lazy["pure"] == ["pure", "single"]
     assert lazy["started"] == lazy["compiled"] == lazy["hooked"] == lazy["shared"] == []
+    # the lazy package's dist-info is also in a chunk written at start
+    metadata = chunks[LAZY_METADATA]
+    assert metadata["lazy"] == []
+    assert [path for path, *_ in metadata["files"]] == [
+        f"{SITE}/pure-1.0.dist-info/METADATA",
+        f"{SITE}/pure-1.0.dist-info/PYODIDE_SOURCE",
+    ]
     # without a trace of the start, nothing is lazy
     eager = pack(prefix, tmp_path / "eager")
     assert not [c for c in manifest(eager)["chunks"] if c["lazy"]]
