@@ -74,32 +74,33 @@ for source in sorted(set(sources)):
 
 # the standard library: a copy of its zip with a .pyc beside each module imported so far
 # (Python's own start included) or, in mode "all", beside every module
-import marshal, zipfile
-stdlib = next(p for p in sys.path if p.endswith(".zip"))
-loaded = {{
-    m.__file__[len(stdlib) + 1:] for m in list(sys.modules.values())
-    if (getattr(m, "__file__", None) or "").startswith(stdlib + "/")
-}}
 stdlib_count = 0
-with zipfile.ZipFile(stdlib) as source, zipfile.ZipFile(
-    stdlib_out + "/{stdlib_zip}", "w", zipfile.ZIP_DEFLATED
-) as target:
-    for info in source.infolist():
-        data = source.read(info)
-        target.writestr(info, data)
-        if not info.filename.endswith(".py") or (mode != "all" and info.filename not in loaded):
-            continue
-        try:
-            code = compile(data, stdlib + "/" + info.filename, "exec", dont_inherit=True)
-        except SyntaxError as error:
-            failed.append(f"{{info.filename}}: {{error}}")
-            continue
-        flags = (1).to_bytes(4, "little")  # hash-based, unchecked
-        pyc = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(data)
-        member = zipfile.ZipInfo(info.filename[:-3] + ".pyc", date_time=info.date_time)
-        member.compress_type = zipfile.ZIP_DEFLATED
-        target.writestr(member, pyc + marshal.dumps(code))
-        stdlib_count += 1
+if stdlib_out:
+    import marshal, zipfile
+    stdlib = next(p for p in sys.path if p.endswith(".zip"))
+    loaded = {{
+        m.__file__[len(stdlib) + 1:] for m in list(sys.modules.values())
+        if (getattr(m, "__file__", None) or "").startswith(stdlib + "/")
+    }}
+    with zipfile.ZipFile(stdlib) as source, zipfile.ZipFile(
+        stdlib_out + "/{stdlib_zip}", "w", zipfile.ZIP_DEFLATED
+    ) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, data)
+            if not info.filename.endswith(".py") or (mode != "all" and info.filename not in loaded):
+                continue
+            try:
+                code = compile(data, stdlib + "/" + info.filename, "exec", dont_inherit=True)
+            except SyntaxError as error:
+                failed.append(f"{{info.filename}}: {{error}}")
+                continue
+            flags = (1).to_bytes(4, "little")  # hash-based, unchecked
+            pyc = importlib.util.MAGIC_NUMBER + flags + importlib.util.source_hash(data)
+            member = zipfile.ZipInfo(info.filename[:-3] + ".pyc", date_time=info.date_time)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(member, pyc + marshal.dumps(code))
+            stdlib_count += 1
 imported = sorted(set(sys.modules) - started)
 result = {{"compiled": count, "stdlib": stdlib_count, "failed": failed, "imported": imported}}
 sys.__stdout__.write(json.dumps(result) + "\\n")
@@ -147,7 +148,7 @@ def compile_bytecode(
             mode=mode,
             preload=list(preload),
             overlay=OVERLAY,
-            stdlib_out=STDLIB_OUT,
+            stdlib_out=STDLIB_OUT if stdlib is not None else None,
             stdlib_zip=STDLIB_ZIP,
         )
         mounts = {overlay: OVERLAY, Path(scratch): STDLIB_OUT}

@@ -104,13 +104,23 @@ def test_cross_sysconfigdata_points_setuptools_at_the_toolchain(tmp_path):
     assert toolchain.wheel_platform == "pyemscripten_2026_0_wasm32"
 
 
-def test_the_debian_mirror_comes_from_the_host_or_the_environment(monkeypatch):
+def test_the_debian_mirror_comes_from_the_host_or_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LITE_ENV_DEBIAN_MIRROR", "http://mirror.invalid/debian/")
     assert debian_mirror() == "http://mirror.invalid/debian"
     monkeypatch.delenv("LITE_ENV_DEBIAN_MIRROR")
-    if not Path("/etc/apt").is_dir():
-        pytest.skip("not a Debian host")
-    assert debian_mirror().startswith(("http://", "https://"))
+    # the host's apt sources: security archives and foreign releases are skipped
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(
+        "# none here\ndeb http://security.invalid/debian-security bookworm-security main\n"
+    )
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://ubuntu.invalid/ubuntu\nSuites: noble\n\n"
+        "Types: deb deb-src\nURIs: http://mirror.invalid/debian/\nSuites: bookworm\n"
+    )
+    assert debian_mirror(tmp_path) == "http://mirror.invalid/debian"
+    (tmp_path / "sources.list.d" / "debian.sources").unlink()
+    with pytest.raises(LiteEnvError, match="cannot find a Debian mirror"):
+        debian_mirror(tmp_path)
 
 
 def test_recipes_are_built_after_those_they_need():

@@ -143,30 +143,25 @@ def fetch_npm_source(source: NpmSource, *, cache_dir: Path) -> Path:
 
     Raises LiteEnvError when npm is missing, `npm pack` fails or the sha256 does not match.
     """
-    folder = cache_dir / "npm"
-    target = folder / source.file
-    if target.is_file() and _sha256(target) == source.sha256:
-        return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise LiteEnvError(
-            f"cannot fetch {source.spec}: npm is not installed",
-            hint="install Node.js and npm (e.g. `apt-get install nodejs npm`), then try again",
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".npm-pack-", dir=folder) as scratch:
-        command = [npm, "pack", source.spec, "--ignore-scripts", "--pack-destination", scratch]
-        packed = _client_download(
-            command,
-            Path(scratch) / source.file,
+
+    def download(scratch: Path) -> Path:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise LiteEnvError(
+                f"cannot fetch {source.spec}: npm is not installed",
+                hint="install Node.js and npm (e.g. `apt-get install nodejs npm`), then try again",
+            )
+        return _client_download(
+            [npm, "pack", source.spec, "--ignore-scripts", "--pack-destination", str(scratch)],
+            scratch / source.file,
             shown=f"npm pack {source.spec}",
-            cwd=scratch,
+            cwd=str(scratch),
             timeout=NPM_TIMEOUT,
             settings="npm's registry and proxy settings (`npm config list`)",
         )
-        _check_pin(packed, source.sha256, f"{source.spec}: {source.file}", "the npm registry")
-        os.replace(packed, target)
-    return target
+
+    what = f"{source.spec}: {source.file}"
+    return _pinned_file(cache_dir / "npm", source, what, "the npm registry", download)
 
 
 def fetch_pypi_source(source: PypiSource, *, cache_dir: Path) -> Path:
@@ -176,27 +171,23 @@ def fetch_pypi_source(source: PypiSource, *, cache_dir: Path) -> Path:
     metadata, and the build tools it installs for that come as wheels. Raises LiteEnvError
     when pip fails or the sha256 does not match the recipe's pin.
     """
-    folder = cache_dir / "sdists"
-    target = folder / source.file
-    if target.is_file() and _sha256(target) == source.sha256:
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
     name = re.split(r"[=<>!~\[; ]", source.spec, maxsplit=1)[0]
-    with tempfile.TemporaryDirectory(prefix=".pip-download-", dir=folder) as scratch:
+
+    def download(scratch: Path) -> Path:
         command = [
             sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
-            "--no-binary", name, "--dest", scratch, source.spec,
+            "--no-binary", name, "--dest", str(scratch), source.spec,
         ]  # fmt: skip
-        downloaded = _client_download(
+        return _client_download(
             command,
-            Path(scratch) / source.file,
+            scratch / source.file,
             shown=f"pip download --no-binary {name} {source.spec}",
             timeout=PIP_TIMEOUT,
             settings="pip's index and proxy settings (`pip config list`)",
         )
-        _check_pin(downloaded, source.sha256, f"{source.spec}: {source.file}", "PyPI")
-        os.replace(downloaded, target)
-    return target
+
+    what = f"{source.spec}: {source.file}"
+    return _pinned_file(cache_dir / "sdists", source, what, "PyPI", download)
 
 
 def fetch_debian_source(source: DebianSource, *, cache_dir: Path) -> Path:
@@ -208,22 +199,36 @@ def fetch_debian_source(source: DebianSource, *, cache_dir: Path) -> Path:
     from lite_env.channel.toolchain import SUITE, AptArchive
 
     folder = cache_dir / "debian"
-    target = folder / source.file
-    if target.is_file() and _sha256(target) == source.sha256:
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    archive = AptArchive(folder / "apt", [SUITE], sources=True)
-    with tempfile.TemporaryDirectory(prefix=".apt-source-", dir=folder) as scratch:
-        archive.source(source.package, source.version, Path(scratch))
-        downloaded = Path(scratch) / source.file
+
+    def download(scratch: Path) -> Path:
+        AptArchive(folder / "apt", [SUITE], sources=True).source(
+            source.package, source.version, scratch
+        )
+        downloaded = scratch / source.file
         if not downloaded.is_file():
             raise LiteEnvError(
                 f"`apt-get source {source.package}={source.version}` wrote no {source.file}",
                 hint="files written: "
-                + (", ".join(sorted(p.name for p in Path(scratch).iterdir())) or "none"),
+                + (", ".join(sorted(p.name for p in scratch.iterdir())) or "none"),
             )
-        what = f"Debian source {source.package} {source.version}: {source.file}"
-        _check_pin(downloaded, source.sha256, what, "Debian's archive")
+        return downloaded
+
+    what = f"Debian source {source.package} {source.version}: {source.file}"
+    return _pinned_file(folder, source, what, "Debian's archive", download)
+
+
+def _pinned_file(
+    folder: Path, source: Source, what: str, origin: str, download: Callable[[Path], Path]
+) -> Path:
+    """Return `folder/<source.file>` when it is there with the pinned sha256; otherwise
+    `download` fetches it into a scratch folder beside, and it is checked and moved in."""
+    target = folder / source.file
+    if target.is_file() and _sha256(target) == source.sha256:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as scratch:
+        downloaded = download(Path(scratch))
+        _check_pin(downloaded, source.sha256, what, origin)
         os.replace(downloaded, target)
     return target
 

@@ -199,15 +199,14 @@ def ensure_toolchain(
     return toolchain
 
 
-def debian_mirror() -> str:
+def debian_mirror(etc: Path = Path("/etc/apt")) -> str:
     """The Debian mirror the host's apt uses (or $LITE_ENV_DEBIAN_MIRROR), e.g. `http://…/debian`.
 
-    Read from /etc/apt/sources.list and /etc/apt/sources.list.d/*.list|*.sources: the first
-    `deb` source of a Debian release (security and other archives are skipped).
+    Read from `etc`'s sources.list and sources.list.d/*.list|*.sources: the first `deb`
+    source of a Debian release (security and other archives are skipped).
     """
     if os.environ.get(MIRROR_VARIABLE):
         return os.environ[MIRROR_VARIABLE].rstrip("/")
-    etc = Path("/etc/apt")
     files = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*"))]
     for path in files:
         if not path.is_file() or path.suffix not in (".list", ".sources"):
@@ -218,7 +217,7 @@ def debian_mirror() -> str:
             if "deb" in types and any(suite in DEBIAN_SUITES for suite in suites):
                 return uris[0].rstrip("/")
     raise LiteEnvError(
-        "cannot find a Debian mirror in the host's apt sources (/etc/apt/sources.list*)",
+        f"cannot find a Debian mirror in the host's apt sources ({etc}/sources.list*)",
         hint=f"the emscripten toolchain is built from Debian packages: set {MIRROR_VARIABLE}"
         " to a Debian mirror URL, or build on a Debian host",
     )
