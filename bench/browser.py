@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 from machine import foreign_load, sample
 
-from lite_env.check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
 from lite_env.serve import StaticHandler, StaticServer
+from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
 
 HOST = "127.0.0.1"
 CELL = "print(6*7)"

@@ -1,7 +1,7 @@
 """Time lite-env's build: its stages for the default environment (cold and warm caches), and
 how pack time and image size grow with the environment (synthetic packages).
 
-Stage times come from `lite_env.build.build`'s own stage reports (the time between one
+Stage times come from `lite_env.pipeline.build`'s own stage reports (the time between one
 report and the next), and from direct calls for the finer split (solve, lock write, cache
 population vs linking inside install).
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 from machine import foreign_load, sample
 from sites import WORK, environment_file
 
-from lite_env.build import build
+from lite_env.conda_file import PackageFile, write_conda
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, write_lock
 from lite_env.pack import pack
-from lite_env.package import PackageFile, write_conda
+from lite_env.pipeline import build
 from lite_env.solve import solve
 from lite_env.spec import read_spec
 

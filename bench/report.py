@@ -399,7 +399,7 @@ def build_markdown(build: dict) -> list[str]:
                 if name not in names:
                     names.append(name)
         lines += [
-            "`lite_env.build.build` of the default environment"
+            "`lite_env.pipeline.build` of the default environment"
             f" ({stages.get('fine:cold', {}).get('packages', '?')} packages), per stage (s):",
             "",
             "| stage | " + " | ".join(k.split(":")[1] for k in scenarios) + " |",

@@ -23,10 +23,10 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from rattler import MatchSpec
 
-from lite_env.build import build
 from lite_env.channel.pins import read_pins
 from lite_env.channel.pypi import WheelStore
 from lite_env.channel.wheel import conda_name
+from lite_env.pipeline import build
 from lite_env.site import (
     KERNEL_BOOTSTRAP,
     KERNEL_PLUGIN,
@@ -97,7 +97,7 @@ def build_lite_env(name: str, *, cache_dir: Path) -> SiteInfo:
         result = build(spec, out, cache_dir=cache_dir, **options)
     except TypeError as error:  # an option this lite-env does not have (e.g. snapshot)
         raise RuntimeError(
-            f"{name}: lite_env.build.build does not take {options}: {error}"
+            f"{name}: lite_env.pipeline.build does not take {options}: {error}"
         ) from None
     elapsed = time.perf_counter() - started
     image = result.prepared.image

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from browser import INIT_SCRIPT, BenchServer
 
-from lite_env.check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
+from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
 
 CATEGORIES = [
     "disabled-by-default-v8.cpu_profiler",

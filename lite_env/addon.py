@@ -18,10 +18,10 @@ from pathlib import Path
 from jupyterlite_core.addons.base import BaseAddon
 from traitlets import Bool, Unicode
 
-from lite_env.build import prepare_image
 from lite_env.cache import cache_dir
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import KERNEL_EXTENSION, copy_extension
+from lite_env.pipeline import prepare_image
 from lite_env.site import add_environment
 from lite_env.spec import read_spec
 

@@ -14,7 +14,6 @@ from rich.filesize import decimal
 from rich.table import Table
 
 from lite_env import __version__
-from lite_env.build import build
 from lite_env.bytecode import compile_bytecode
 from lite_env.cache import ENV_VAR, cache_dir
 from lite_env.channel import pypi
@@ -22,15 +21,16 @@ from lite_env.channel.build import build_channel
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import PypiPins, read_pins, write_pins
 from lite_env.channel.toolchain import ensure_toolchain
-from lite_env.channel.verify import channel_records, unresolved_depends, verify_package
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
 from lite_env.pack import pack
+from lite_env.pipeline import build
 from lite_env.progress import install_progress, stderr
 from lite_env.serve import make_server
 from lite_env.solve import solve
 from lite_env.spec import EnvSpec, read_spec
+from lite_env.verify import channel_records, unresolved_depends, verify_package
 
 DEFAULT_ENVIRONMENT = "environment.yml"
 
@@ -492,7 +492,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> None:
-    from lite_env.check import check_site, site_image, top_level_modules
+    from lite_env.site_check import check_site, site_image, top_level_modules
 
     if not (args.site / "jupyter-lite.json").is_file():
         raise LiteEnvError(f"{args.site}: not a built site (no jupyter-lite.json)")

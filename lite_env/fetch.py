@@ -1,7 +1,7 @@
 """Fetch locked packages into the cache and verify them before anything is unpacked.
 
 Every archive is checked against its record's sha256, then its contents are checked
-(lite_env.channel.verify): paths, links, special files, size, paths.json and index.json. Only
+(lite_env.verify): paths, links, special files, size, paths.json and index.json. Only
 then does rattler unpack it, from the local copy. Downloads retry a few times with a pause
 and fail with the server's answer; a cached archive that no longer matches is fetched again.
 """
@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlparse
 
 from rattler import RepoDataRecord
 
-from lite_env.channel.verify import verify_package
 from lite_env.errors import LiteEnvError
+from lite_env.verify import verify_package
 
 ATTEMPTS = 3
 TIMEOUT_S = 60

@@ -12,10 +12,10 @@ from urllib.parse import unquote, urlparse
 from rattler import InstallerReporter, RepoDataRecord, Subdir, install
 from rattler.exceptions import InstallerError, LinkError, TransactionError
 
-from lite_env.channel.verify import archive_hashes
 from lite_env.errors import LiteEnvError
 from lite_env.fetch import fetch_packages
 from lite_env.solve import PLATFORM
+from lite_env.verify import archive_hashes
 
 #: The prefix of the environment inside the browser: Pyodide's sys.prefix.
 BROWSER_PREFIX = "/"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import rattler
 
-from lite_env.package import PackageFile, write_conda
+from lite_env.conda_file import PackageFile, write_conda
 
 TIMESTAMP = 1_764_000_000_000  # fixed, so fixture packages are byte-stable
 

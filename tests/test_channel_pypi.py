@@ -20,8 +20,8 @@ from conftest import index_channel, runtime_packages
 
 from lite_env.channel.pins import read_pins
 from lite_env.channel.pypi import WheelStore
-from lite_env.channel.verify import channel_records, unresolved_depends, verify_package
 from lite_env.channel.wheel import conda_name, convert_wheel, read_wheel
+from lite_env.verify import channel_records, unresolved_depends, verify_package
 
 
 def info_json(package: Path, name: str) -> dict:
@@ -66,7 +66,7 @@ def test_converted_packages_verify_and_resolve_within_the_channel(ipython_channe
 
 
 def test_verify_catches_a_lying_paths_json(tmp_path):
-    from lite_env.package import PackageFile, write_conda
+    from lite_env.conda_file import PackageFile, write_conda
 
     index = {"name": "liar", "version": "1", "build": "0", "subdir": "noarch", "depends": []}
     good = write_conda(tmp_path / "good", index, [PackageFile("a.txt", b"hello")])

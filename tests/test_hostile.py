@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import conda_package, index_channel, runtime_packages, served
 
-from lite_env.channel import verify
-from lite_env.channel.verify import verify_package
-from lite_env.package import _json
+from lite_env import verify
+from lite_env.conda_file import _json
+from lite_env.verify import verify_package
 
 try:
     from compression import zstd

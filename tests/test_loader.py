@@ -55,7 +55,7 @@ def kitchen(tmp_path_factory, cache_dir):
         "1.0",
         files={"site-packages/kitchen/__init__.py": KITCHEN, "lib/libkitchen.so.1": LIBADD},
     )
-    from lite_env.package import PackageFile, write_conda
+    from lite_env.conda_file import PackageFile, write_conda
 
     write_conda(
         channel / "noarch",
@@ -127,7 +127,7 @@ def default_image(tmp_path_factory, default_environment, cache_dir):
 
 
 def test_every_module_of_the_default_environment_imports(default_image):
-    from lite_env.check import top_level_modules
+    from lite_env.site_check import top_level_modules
 
     runtime, image = default_image
     modules = top_level_modules(image.folder, image.manifest)

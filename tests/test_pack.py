@@ -38,7 +38,7 @@ def prefix(tmp_path: Path) -> Path:
         },
     )
     # a symlink, as conda packages of shared libraries carry them
-    from lite_env.package import PackageFile, write_conda
+    from lite_env.conda_file import PackageFile, write_conda
 
     write_conda(
         channel / "noarch",

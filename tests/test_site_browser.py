@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lite_env.build import build
-from lite_env.check import (
+from lite_env.errors import LiteEnvError
+from lite_env.pipeline import build
+from lite_env.site import KERNEL_PLUGIN
+from lite_env.site_check import (
     CheckResult,
     check_site,
     open_notebook,
@@ -18,8 +20,6 @@ from lite_env.check import (
     site_image,
     top_level_modules,
 )
-from lite_env.errors import LiteEnvError
-from lite_env.site import KERNEL_PLUGIN
 from lite_env.spec import read_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import kernel_settings, run_in_site
 
-from lite_env.build import build
+from lite_env.pipeline import build
 from lite_env.site import KERNEL_PLUGIN
 from lite_env.spec import read_spec
 
@@ -68,7 +68,7 @@ def test_a_snapshot_of_another_runtime_build_is_refused_and_the_start_goes_cold(
 
 @pytest.mark.browser
 def test_a_snapshot_site_runs_cells_differs_per_load_and_restarts(site):
-    from lite_env.check import open_notebook, run_cell
+    from lite_env.site_check import open_notebook, run_cell
 
     numbers = []
     for _ in range(2):

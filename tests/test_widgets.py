@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from lite_env.build import Build, build
-from lite_env.check import Notebook, open_notebook, run_cell, site_image
 from lite_env.extensions import KERNEL_EXTENSION, LABEXTENSIONS, kernel_extension
 from lite_env.pack import read_image
+from lite_env.pipeline import Build, build
 from lite_env.site import KERNEL_BOOTSTRAP
+from lite_env.site_check import Notebook, open_notebook, run_cell, site_image
 from lite_env.spec import read_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

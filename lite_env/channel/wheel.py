@@ -17,8 +17,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from lite_env.conda_file import PackageFile, write_conda
 from lite_env.errors import LiteEnvError
-from lite_env.package import PackageFile, write_conda
 
 #: PyPI names that conda-forge spells differently from the normalized PyPI name.
 CONDA_FORGE_NAMES = {
