@@ -15,3 +15,8 @@ class LiteEnvError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+def log_tail(text: str, lines: int = 40) -> str:
+    """The last `lines` lines of a tool's output, for an error's hint."""
+    return "\n".join(text.strip().splitlines()[-lines:])

@@ -1,7 +1,9 @@
-"""Writing files so that a reader never sees half of one, even with several writers at once."""
+"""Files: their sha256, and writing them so that a reader never sees half of one, even with
+several writers at once."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -23,3 +25,9 @@ def write_atomically(path: Path, data: bytes | str) -> Path:
         Path(partial).unlink(missing_ok=True)
         raise
     return path
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in chunks."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()

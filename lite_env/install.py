@@ -14,7 +14,7 @@ from rattler.exceptions import InstallerError, LinkError, TransactionError
 
 from lite_env.errors import LiteEnvError
 from lite_env.fetch import fetch_packages
-from lite_env.solve import PLATFORM
+from lite_env.platform import PLATFORM
 from lite_env.verify import archive_hashes
 
 #: The prefix of the environment inside the browser: Pyodide's sys.prefix.

@@ -17,12 +17,11 @@ from urllib.parse import unquote, urlparse
 
 from rattler import LockChannel, LockFile, LockPlatform, RepoDataRecord
 
-from lite_env.channel.pypi import WheelPin
-from lite_env.channel.wheel import conda_name
 from lite_env.errors import LiteEnvError
 from lite_env.files import write_atomically
-from lite_env.pip_channel import PipPackages, build_pip_channel, prepare_pip
-from lite_env.solve import PLATFORM, VIRTUAL_PACKAGES, channel_names, solve
+from lite_env.pip_channel import PipPackages, WheelPin, build_pip_channel, conda_name, prepare_pip
+from lite_env.platform import PLATFORM, VIRTUAL_PACKAGES
+from lite_env.solve import channel_names, solve
 from lite_env.spec import EnvSpec
 
 ENVIRONMENT = "default"

@@ -1,9 +1,10 @@
 """An environment's `pip:` requirements as noarch conda packages in a project-local channel.
 
-The requirements are resolved for Pyodide with the channel machinery (markers evaluated for
-emscripten), converted reproducibly into `.lite-env/pypi/` beside the environment file and
-then solved together with the conda dependencies. The lock records the wheels' sha256, so the
-channel can be rebuilt byte for byte on another machine.
+The requirements are resolved for Pyodide (markers evaluated for emscripten) with the channel
+builder, through its one door for the pipeline (lite_env.channel.pypi), converted reproducibly
+into `.lite-env/pypi/` beside the environment file and then solved together with the conda
+dependencies. The lock records the wheels' sha256, so the channel can be rebuilt byte for byte
+on another machine.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from lite_env.channel.build import convert_pinned_wheels
-from lite_env.channel.index import index_channel
-from lite_env.channel.pypi import WheelPin, resolve
-from lite_env.channel.wheel import conda_spec
+from lite_env.channel.pypi import WheelPin, conda_name, conda_spec, resolve, wheel_channel
 from lite_env.spec import EnvSpec
+
+__all__ = [
+    "PIP_CHANNEL",
+    "PipPackages",
+    "WheelPin",
+    "build_pip_channel",
+    "conda_name",
+    "pip_channel_dir",
+    "prepare_pip",
+]
 
 PIP_CHANNEL = Path(".lite-env") / "pypi"
 
@@ -59,6 +67,4 @@ def prepare_pip(
 
 def build_pip_channel(spec: EnvSpec, wheels: Sequence[WheelPin], *, cache_dir: Path) -> Path:
     """Fetch the pinned wheels (checking sha256), convert them and index the local channel."""
-    channel = pip_channel_dir(spec)
-    convert_pinned_wheels(wheels, channel, cache_dir=cache_dir)
-    return index_channel(channel)
+    return wheel_channel(wheels, pip_channel_dir(spec), cache_dir=cache_dir)

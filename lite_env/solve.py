@@ -19,12 +19,9 @@ from rattler import (
 from rattler.exceptions import FetchRepoDataError, GatewayError, SolverError
 
 from lite_env.errors import LiteEnvError
+from lite_env.platform import SUBDIRS, VIRTUAL_PACKAGES
 from lite_env.spec import EnvSpec
 
-PLATFORM = "emscripten-wasm32"
-SUBDIRS = (PLATFORM, "noarch")
-#: Emscripten is a unix; the browser has no libc or CPU features to describe.
-VIRTUAL_PACKAGES = (("__unix", "0", "0"),)
 #: Few concurrent requests: plain static servers (python -m http.server) stall on bursts.
 MAX_CONCURRENT_REQUESTS = 4
 

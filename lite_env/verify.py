@@ -14,7 +14,7 @@ from typing import IO
 from conda_package_streaming.package_streaming import CondaComponent, stream_conda_component
 from rattler import Channel, MatchSpec, PackageRecord, RepoData, RepoDataRecord
 
-from lite_env.solve import SUBDIRS
+from lite_env.platform import SUBDIRS
 
 #: Names the solver provides itself rather than a package.
 VIRTUAL_PREFIX = "__"

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from conftest import REPOSITORY, conda_package, runtime_folder, served
 
-from lite_env.channel.build import build_channel, convert_pinned_wheels
+from lite_env.channel.build import build_channel
 from lite_env.channel.index import index_channel
-from lite_env.channel.pypi import resolve
+from lite_env.channel.pypi import convert_pinned_wheels, resolve
 from lite_env.channel.recipes import (
-    PypiSource,
     build_recipe,
     fetch_source,
     order_recipes,
     recipe_sources,
 )
+from lite_env.channel.sources import PypiSource
 from lite_env.channel.toolchain import (
     cross_sysconfigdata,
     debian_mirror,

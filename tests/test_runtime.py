@@ -14,7 +14,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 import rattler
 
-from lite_env.channel.recipes import build_recipe, fetch_npm_source, npm_sources, recipe_outputs
+from lite_env.channel.recipes import build_recipe, npm_sources, recipe_outputs
+from lite_env.channel.sources import fetch_npm_source
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.solve import solve

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import read_pins
-from lite_env.channel.pypi import WheelPin, WheelStore, conda_depends
+from lite_env.channel.pypi import convert_pinned_wheels
 from lite_env.channel.recipes import build_recipe, order_recipes
-from lite_env.channel.wheel import convert_wheel, read_wheel
 
 RECIPE_FILE = "recipe.yaml"
 
@@ -52,15 +51,3 @@ def build_channel(
     index_channel(channel_dir)
     after = set(channel_dir.glob("*/*.conda"))
     return ChannelBuild(channel_dir, tuple(sorted(after - before)), tuple(sorted(before)))
-
-
-def convert_pinned_wheels(
-    pins: Sequence[WheelPin], channel_dir: Path, *, cache_dir: Path
-) -> list[Path]:
-    """Fetch the pinned wheels (checking their sha256) and convert them into channel/noarch."""
-    paths = WheelStore(cache_dir).fetch(pins)
-    wheels = {pin.name: read_wheel(path) for pin, path in zip(pins, paths, strict=True)}
-    return [
-        convert_wheel(wheel, channel_dir / "noarch", conda_depends(wheel, wheels))
-        for wheel in wheels.values()
-    ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rattler.index import index_fs
 
-from lite_env.solve import SUBDIRS
+from lite_env.platform import SUBDIRS
 
 
 def index_channel(channel_dir: Path) -> Path:

@@ -1,4 +1,9 @@
-"""Resolve PyPI requirements for Pyodide (markers evaluated for emscripten); fetch pure wheels."""
+"""Resolve PyPI requirements for Pyodide (markers evaluated for emscripten); fetch pure wheels
+and convert them into a channel.
+
+This module is the pipeline's one door into the channel builder: an environment's `pip:`
+section becomes a local channel through `resolve` and `wheel_channel` (lite_env.pip_channel).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from lite_env.channel.wheel import Wheel, conda_name, conda_spec, read_wheel
+from lite_env.channel.index import index_channel
+from lite_env.channel.wheel import Wheel, conda_name, conda_spec, convert_wheel, read_wheel
 from lite_env.errors import LiteEnvError
 
 #: The marker environment of Pyodide 314 (Python 3.14.2, Emscripten 5.0.3, wasm32).
@@ -242,3 +248,21 @@ def _pip_download(requirements: Sequence[str], folder: Path) -> None:
 def _sha256(path: Path) -> str:
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def convert_pinned_wheels(
+    pins: Sequence[WheelPin], channel_dir: Path, *, cache_dir: Path
+) -> list[Path]:
+    """Fetch the pinned wheels (checking their sha256) and convert them into channel/noarch."""
+    paths = WheelStore(cache_dir).fetch(pins)
+    wheels = {pin.name: read_wheel(path) for pin, path in zip(pins, paths, strict=True)}
+    return [
+        convert_wheel(wheel, channel_dir / "noarch", conda_depends(wheel, wheels))
+        for wheel in wheels.values()
+    ]
+
+
+def wheel_channel(pins: Sequence[WheelPin], channel_dir: Path, *, cache_dir: Path) -> Path:
+    """Fetch the pinned wheels (checking sha256), convert them and index the channel folder."""
+    convert_pinned_wheels(pins, channel_dir, cache_dir=cache_dir)
+    return index_channel(channel_dir)

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lite_env.channel.sources import NpmSource, fetch_npm_source
 from lite_env.errors import LiteEnvError
 from lite_env.files import write_atomically
 
@@ -419,8 +420,6 @@ def _ensure_runtime(folder: Path, cache_dir: Path, report: Callable[[str], None]
     stamp = _read_json(target / "runtime.json")
     if stamp and stamp.get("wanted") == wanted and (target / f"{SYSCONFIGDATA}.py").is_file():
         return stamp
-    from lite_env.channel.recipes import NpmSource, fetch_npm_source
-
     report(f"reading the runtime's sysconfigdata from {RUNTIME_SPEC}")
     tarball = fetch_npm_source(
         NpmSource(RUNTIME_SPEC, RUNTIME_FILE, RUNTIME_SHA256), cache_dir=cache_dir
