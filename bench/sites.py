@@ -93,12 +93,7 @@ def build_lite_env(name: str, *, cache_dir: Path) -> SiteInfo:
     spec = read_spec(environment_file(kind))
     out = SITES / name
     started = time.perf_counter()
-    try:
-        result = build(spec, out, cache_dir=cache_dir, **options)
-    except TypeError as error:  # an option this lite-env does not have (e.g. snapshot)
-        raise RuntimeError(
-            f"{name}: lite_env.pipeline.build does not take {options}: {error}"
-        ) from None
+    result = build(spec, out, spec.options.override(**options), cache_dir=cache_dir)
     elapsed = time.perf_counter() - started
     image = result.prepared.image
     info = SiteInfo(name, str(out), elapsed, packages=len(result.prepared.lock.records))

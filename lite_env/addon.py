@@ -69,12 +69,17 @@ class LiteEnvAddon(BaseAddon):
     def prepare_environment(self) -> bool:
         """The build task's action: False (a failed task, the reason logged) on a user error."""
         try:
-            self._prepared = prepare_image(
-                read_spec(self.environment_path),
-                cache_dir=cache_dir(),
+            spec = read_spec(self.environment_path)
+            self._options = spec.options.override(
                 locked=self.locked,
                 bytecode=self.bytecode,
                 snapshot=self.snapshot,
+                allow_pypi=self.allow_pypi,
+            )
+            self._prepared = prepare_image(
+                spec,
+                self._options,
+                cache_dir=cache_dir(),
                 report=lambda message: self.log.info(f"[lite-env] {message}"),
             )
         except LiteEnvError as error:
@@ -100,7 +105,7 @@ class LiteEnvAddon(BaseAddon):
             provides=prepared.provides,
             depends=prepared.depends,
             snapshot=prepared.snapshot,
-            allow_pypi=self.allow_pypi,
+            options=self._options,
         )
         self.log.info(f"[lite-env] added {len(prepared.lock.records)} packages")
         return True

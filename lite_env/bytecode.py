@@ -20,13 +20,11 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from lite_env.errors import LiteEnvError
+from lite_env.options import Bytecode
 from lite_env.pyodide_node import run_python
 
-#: "imported": only modules imported while the kernel starts (traced); "all": every module.
-Bytecode = Literal["none", "imported", "all"]
 #: What JupyterLite's Pyodide kernel imports as it starts.
 KERNEL_IMPORTS = ("piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi")
 OVERLAY = "/lite-env-overlay"

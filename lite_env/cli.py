@@ -24,6 +24,7 @@ from lite_env.channel.toolchain import ensure_toolchain
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
+from lite_env.options import BYTECODE_MODES, MODES, BuildOptions
 from lite_env.pack import pack
 from lite_env.pipeline import build
 from lite_env.progress import install_progress, stderr
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build_parser_.add_argument(
         "--bytecode",
-        choices=["none", "imported", "all"],
+        choices=BYTECODE_MODES,
         default=None,
         help="precompile the modules imported at kernel start (the default, or the environment"
         " file's `lite-env: bytecode`), all, or none",
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build_parser_.add_argument(
         "--mode",
-        choices=["image", "lock"],
+        choices=MODES,
         default="image",
         help="image: lite-env's loader mounts the image before Python starts (default);"
         " lock: no loader, Pyodide installs archives from pyodide-lock.json (slower)",
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack_parser.add_argument("prefix", type=Path, help="the installed prefix")
     pack_parser.add_argument("-o", "--output", type=Path, required=True, help="the image folder")
     pack_parser.add_argument(
-        "--bytecode", choices=["none", "imported", "all"], default="imported",
+        "--bytecode", choices=BYTECODE_MODES, default="imported",
         help="which modules get .pyc compiled by Pyodide (default: imported at kernel start)",
     )  # fmt: skip
     pack_parser.add_argument(
@@ -410,13 +411,8 @@ def cmd_build(args: argparse.Namespace) -> None:
         result = build(
             spec,
             args.output,
+            _build_options(spec, args),
             cache_dir=cache_dir(args.cache_dir),
-            locked=args.locked,
-            contents=args.contents,
-            bytecode=args.bytecode,
-            snapshot=args.snapshot,
-            mode=args.mode,
-            allow_pypi=args.allow_pypi,
             report=lambda message: status.update(message),
         )
     prepared = result.prepared
@@ -456,6 +452,18 @@ def cmd_build(args: argparse.Namespace) -> None:
     for extension in result.extensions:
         stderr.print(f"  extension {extension.name} {extension.version} ({extension.package})")
     stderr.print(f"serve it with `lite-env serve {args.output}`")
+
+
+def _build_options(spec: EnvSpec, args: argparse.Namespace) -> BuildOptions:
+    """The environment file's `lite-env:` section with the command line's options on top."""
+    return spec.options.override(
+        locked=args.locked,
+        contents=args.contents,
+        bytecode=args.bytecode,
+        snapshot=args.snapshot,
+        mode=args.mode,
+        allow_pypi=args.allow_pypi,
+    )
 
 
 def cmd_pack(args: argparse.Namespace) -> None:

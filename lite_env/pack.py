@@ -21,7 +21,7 @@ from pathlib import Path
 from rattler import PrefixRecord
 
 from lite_env.files import write_atomically
-from lite_env.spec import PackOptions
+from lite_env.options import BuildOptions
 
 FORMAT = "lite-env-image/1"
 #: What an image leaves out by default: things no browser kernel runs or reads.
@@ -69,7 +69,7 @@ class PackRules:
     exclude_by_package: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_options(cls, options: PackOptions) -> PackRules:
+    def from_options(cls, options: BuildOptions) -> PackRules:
         """The default rules, extended by an environment file's `lite-env:` section."""
         return cls(
             exclude=(*DEFAULT_EXCLUDE, *options.exclude),

@@ -17,12 +17,12 @@ from packaging.utils import canonicalize_name
 from rattler import MatchSpec
 
 from lite_env import __version__
-from lite_env.bytecode import KERNEL_IMPORTS, Bytecode, compile_bytecode
+from lite_env.bytecode import KERNEL_IMPORTS, compile_bytecode
 from lite_env.extensions import LabExtension, environment_extensions
 from lite_env.install import install_prefix
 from lite_env.lock import Lock, lock_environment, locked_records
+from lite_env.options import BuildOptions
 from lite_env.pack import Image, PackRules, pack, read_image
-from lite_env.pyodide_lock import Mode
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
 from lite_env.snapshot import Snapshot, make_snapshot, snapshot_modules
@@ -73,38 +73,34 @@ class Build:
 
 def prepare_image(
     spec: EnvSpec,
+    options: BuildOptions | None = None,
     *,
     cache_dir: Path,
-    locked: bool = False,
-    bytecode: Bytecode | None = None,
-    snapshot: bool = False,
     report: Callable[[str], None] = lambda message: None,
 ) -> PreparedImage:
     """Lock (or read the lock), install, compile and pack the environment, reusing the cache.
 
     Args:
         spec: the environment.
+        options: the build's options (default: the environment file's `lite-env:` section);
+            `locked` uses the lock as it is and fails if it does not match the spec;
+            `snapshot` (with mode "image") also makes a memory snapshot of the interpreter
+            with the kernel's modules (and the `preload` ones) imported.
         cache_dir: lite-env's cache folder.
-        locked: use the lock as it is, and fail if it does not match the spec.
-        bytecode: which modules get precompiled bytecode (default: the environment file's
-            `lite-env: bytecode`, else "imported").
-        snapshot: also make a memory snapshot of the interpreter with the kernel's modules
-            (and the `lite-env: preload` ones) imported.
         report: receives a line for each stage as it starts.
-
-    What the image leaves out and which modules are traced for bytecode come from the
-    environment file's `lite-env:` section.
     """
-    rules = PackRules.from_options(spec.options)
-    bytecode = bytecode or spec.options.bytecode or "imported"
-    preload = (*KERNEL_IMPORTS, *spec.options.preload)
+    options = options or spec.options
+    rules = PackRules.from_options(options)
+    bytecode = options.bytecode
+    snapshot = options.shipped_snapshot
+    preload = (*KERNEL_IMPORTS, *options.preload)
     report("locking")
     lock = (
         locked_records(spec, cache_dir=cache_dir)
-        if locked
+        if options.locked
         else lock_environment(spec, cache_dir=cache_dir)
     )
-    key = _build_key(lock, bytecode, preload, rules, snapshot, spec.options.lazy)
+    key = _build_key(lock, bytecode, preload, rules, snapshot, options.lazy)
     work = cache_dir / "builds" / key
     done = work / DONE
     problems: tuple[str, ...] = ()
@@ -129,7 +125,7 @@ def prepare_image(
         problems = compiled.problems
         report("packing")
         # laziness needs the trace of what the start imports, which bytecode "none" skips
-        traced = spec.options.lazy and bytecode != "none"
+        traced = options.lazy and bytecode != "none"
         image = pack(
             prefix,
             work / "image",
@@ -140,7 +136,7 @@ def prepare_image(
         made = None
         if snapshot:
             report("making the memory snapshot")
-            modules = snapshot_modules(compiled.imported, spec.options.preload)
+            modules = snapshot_modules(compiled.imported, options.preload)
             made = make_snapshot(prefix, work / "image", modules=modules)
         record = {"manifest": image.manifest, "snapshot": asdict(made) if made else None}
         done.write_text(json.dumps(record))
@@ -162,30 +158,18 @@ def prepare_image(
 def build(
     spec: EnvSpec,
     output: Path,
+    options: BuildOptions | None = None,
     *,
     cache_dir: Path,
-    locked: bool = False,
-    contents: Sequence[Path] = (),
-    bytecode: Bytecode | None = None,
-    snapshot: bool = False,
-    mode: Mode = "image",
-    allow_pypi: bool = False,
     report: Callable[[str], None] = lambda message: None,
 ) -> Build:
     """Build the site for `spec` into `output` (replaced only when the build succeeds).
 
-    `contents` are notebooks and data to ship; `mode` is "image" or "lock" (see
-    build_site); `allow_pypi` lets `%pip install` in the browser fall back to PyPI; the
-    other arguments are prepare_image's.
+    `options` default to the environment file's `lite-env:` section; the other arguments are
+    prepare_image's.
     """
-    prepared = prepare_image(
-        spec,
-        cache_dir=cache_dir,
-        locked=locked,
-        bytecode=bytecode,
-        snapshot=snapshot and mode == "image",
-        report=report,
-    )
+    options = options or spec.options
+    prepared = prepare_image(spec, options, cache_dir=cache_dir, report=report)
     report("building the site")
     site = build_site(
         prepared.image,
@@ -194,17 +178,15 @@ def build(
         provides=prepared.provides,
         depends=prepared.depends,
         snapshot=prepared.snapshot,
-        contents=contents,
-        mode=mode,
-        allow_pypi=allow_pypi,
         extensions=prepared.extensions,
+        options=options,
     )
     return Build(prepared, site)
 
 
 def _build_key(
     lock: Lock,
-    bytecode: Bytecode,
+    bytecode: str,
     preload: Sequence[str],
     rules: PackRules,
     snapshot: bool,

@@ -15,13 +15,12 @@ import json
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
 
 from packaging.utils import canonicalize_name
 
+from lite_env.options import Mode
 from lite_env.pack import LAZY_METADATA, Chunk, Image
 
-Mode = Literal["image", "lock"]
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SITE_PACKAGES_PARTS = 3  # lib/python3.X/site-packages/
 

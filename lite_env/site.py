@@ -20,8 +20,9 @@ from pathlib import Path
 from lite_env.bytecode import KERNEL_IMPORTS
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
+from lite_env.options import BuildOptions
 from lite_env.pack import Image
-from lite_env.pyodide_lock import Mode, write_pyodide_lock
+from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.snapshot import Snapshot, snapshot_modules
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
@@ -60,10 +61,8 @@ def build_site(
     *,
     provides: Sequence[str],
     depends: Mapping[str, list[str]],
+    options: BuildOptions,
     snapshot: Snapshot | None = None,
-    contents: Sequence[Path] = (),
-    mode: Mode = "image",
-    allow_pypi: bool = False,
     extensions: Sequence[LabExtension] = (),
 ) -> Site:
     """Build the site into `output`, replacing what was there only once the build succeeded.
@@ -75,13 +74,11 @@ def build_site(
         provides: the package names the image provides (conda and PyPI spellings).
         depends: each package's dependencies by name (for pyodide-lock.json).
         snapshot: a memory snapshot in the image folder, restored instead of a cold boot.
-        contents: files or folders to ship as the site's contents (notebooks, data).
-        mode: "image" (lite-env's loader writes the image before Python starts) or "lock"
-            (no loader: Pyodide installs archives listed in pyodide-lock.json; slower, and
-            only site-packages and shared libraries are shipped).
-        allow_pypi: let `%pip install` fall back to PyPI (a request outside the site).
         extensions: the environment's JupyterLab extensions (extensions.environment_extensions);
             the site gets them and the kernel's, and none from the build machine's Python.
+        options: the build's options; the site uses `contents` (files or folders to ship:
+            notebooks, data), `mode` and `allow_pypi` (`%pip install` may fall back to PyPI,
+            a request outside the site).
     """
     check_kernel_packages(provides)
     installed = site_extensions(extensions)
@@ -89,7 +86,7 @@ def build_site(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        _jupyter_lite_build(staging / "site", contents, installed)
+        _jupyter_lite_build(staging / "site", options.contents, installed)
         site = add_environment(
             staging / "site",
             image,
@@ -97,8 +94,7 @@ def build_site(
             provides=provides,
             depends=depends,
             snapshot=snapshot,
-            mode=mode,
-            allow_pypi=allow_pypi,
+            options=options,
         )
         _swap_in(staging / "site", output)
     finally:
@@ -123,13 +119,13 @@ def add_environment(
     *,
     provides: Sequence[str],
     depends: Mapping[str, list[str]],
+    options: BuildOptions,
     snapshot: Snapshot | None = None,
-    mode: Mode = "image",
-    allow_pypi: bool = False,
 ) -> Site:
     """Put the runtime, the loader and the image into a built JupyterLite site and point the
     kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
     check_kernel_packages(provides)
+    mode = options.mode
     shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
     if mode == "image":
         shutil.copytree(image.folder, site / IMAGE_DIR)
@@ -163,7 +159,7 @@ def add_environment(
             "pyodideUrl": f"./{(PYODIDE_DIR / 'pyodide.mjs').as_posix()}",
             "loadPyodideOptions": {"lockFileURL": lock_url, "packages": packages},
         }
-    settings["disablePyPIFallback"] = not allow_pypi
+    settings["disablePyPIFallback"] = not options.allow_pypi
     _set_kernel_settings(site / "jupyter-lite.json", settings)
     return Site(site, settings)
 

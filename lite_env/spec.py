@@ -15,13 +15,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from lite_env.errors import LiteEnvError
+from lite_env.options import BYTECODE_MODES, BuildOptions
 
 #: Keys that conda itself writes into environment files; accepted and not used.
 CONDA_KEYS = frozenset({"variables", "prefix"})
-#: lite-env's own section: how the environment is shipped (see PackOptions).
+#: lite-env's own section: how the environment is shipped (see BuildOptions).
 OWN_KEY = "lite-env"
 KNOWN_KEYS = frozenset({"name", "channels", "dependencies", OWN_KEY}) | CONDA_KEYS
-BYTECODE_MODES = ("none", "imported", "all")
 #: Channel entries that only tell conda to leave out its default channels.
 IGNORED_CHANNELS = frozenset({"nodefaults"})
 URL_SCHEMES = ("http", "https", "file")
@@ -42,30 +42,6 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class PackOptions:
-    """The `lite-env:` section of an environment file: how its image is made.
-
-    Attributes:
-        bytecode: which modules get .pyc compiled by Pyodide: none, imported (at kernel
-            start, the default) or all.
-        preload: modules imported (and so compiled) besides the kernel's own.
-        exclude: glob patterns of files left out (`site-packages/` stands for the
-            interpreter's site-packages; `**` spans folders).
-        keep: patterns kept even when a default or `exclude` pattern matches.
-        exclude_by_package: patterns left out of one package only.
-        lazy: write packages that the kernel's start does not import on their first import
-            (the default) instead of before Python starts.
-    """
-
-    bytecode: str | None = None
-    preload: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    keep: tuple[str, ...] = ()
-    exclude_by_package: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    lazy: bool = True
-
-
-@dataclass(frozen=True)
 class EnvSpec:
     """A parsed environment file.
 
@@ -83,7 +59,7 @@ class EnvSpec:
     channels: tuple[Channel, ...]
     dependencies: tuple[str, ...]
     pip: tuple[str, ...] = ()
-    options: PackOptions = PackOptions()
+    options: BuildOptions = BuildOptions()
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -188,9 +164,9 @@ def _parse_document(path: Path, document: object) -> EnvSpec:
 OPTIONS = ("bytecode", "preload", "exclude", "keep", "exclude-by-package", "lazy")
 
 
-def _parse_options(section: object, location: str) -> PackOptions:
+def _parse_options(section: object, location: str) -> BuildOptions:
     if section is None:
-        return PackOptions()
+        return BuildOptions()
     if not isinstance(section, CommentedMap):
         raise LiteEnvError(f"{location}: `{OWN_KEY}` must be a mapping")
     unknown = sorted(set(section) - set(OPTIONS))
@@ -210,8 +186,8 @@ def _parse_options(section: object, location: str) -> PackOptions:
     by_package = section.get("exclude-by-package") or {}
     if not isinstance(by_package, dict):
         raise LiteEnvError(f"{location}: `exclude-by-package` maps package names to patterns")
-    return PackOptions(
-        bytecode=bytecode,
+    return BuildOptions(
+        bytecode=bytecode or "imported",
         preload=_strings(section, "preload", location),
         exclude=_strings(section, "exclude", location),
         keep=_strings(section, "keep", location),

@@ -119,9 +119,9 @@ def test_rules_exclude_per_package_and_keep_wins(prefix, tmp_path):
 
 
 def test_environment_options_extend_the_defaults_and_site_packages_is_an_alias(prefix, tmp_path):
-    from lite_env.spec import PackOptions
+    from lite_env.options import BuildOptions
 
-    rules = PackRules.from_options(PackOptions(exclude=("site-packages/kitchen/sink.py",)))
+    rules = PackRules.from_options(BuildOptions(exclude=("site-packages/kitchen/sink.py",)))
     kitchen = next(
         c for c in pack(prefix, tmp_path / "i", rules=rules).chunks if c.package == "kitchen"
     )

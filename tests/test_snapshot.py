@@ -27,7 +27,8 @@ NO_IMPORTS = {"liteEnvImports": []}
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, default_environment, cache_dir) -> Path:
     output = tmp_path_factory.mktemp("snapshot") / "site"
-    built = build(read_spec(default_environment), output, cache_dir=cache_dir, snapshot=True)
+    spec = read_spec(default_environment)
+    built = build(spec, output, spec.options.override(snapshot=True), cache_dir=cache_dir)
     assert built.prepared.snapshot is not None
     assert "IPython.core.interactiveshell" in built.prepared.snapshot.modules
     assert not [m for m in built.prepared.snapshot.modules if m.startswith("pyodide_kernel")]
