@@ -14,7 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from lite_env.site import KERNEL_PLUGIN, LOADER_NAME
+from lite_env.kernel import KERNEL_PLUGIN
+from lite_env.site import LOADER_NAME
 
 PROBE = "bench-probe.mjs"
 PROBED_LOADER = "lite-env-probed.mjs"

@@ -26,14 +26,9 @@ from rattler import MatchSpec
 from lite_env.channel.pins import read_pins
 from lite_env.channel.pypi import WheelStore
 from lite_env.channel.wheel import conda_name
+from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_PLUGIN
 from lite_env.pipeline import build
-from lite_env.site import (
-    KERNEL_BOOTSTRAP,
-    KERNEL_PLUGIN,
-    LOADER_NAME,
-    RUNTIME_FILES,
-    SOURCE_DATE_EPOCH,
-)
+from lite_env.site import LOADER_NAME, RUNTIME_FILES, SOURCE_DATE_EPOCH
 from lite_env.spec import read_spec
 
 REPO = Path(__file__).resolve().parent.parent

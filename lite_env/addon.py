@@ -20,7 +20,8 @@ from traitlets import Bool, Unicode
 
 from lite_env.cache import cache_dir
 from lite_env.errors import LiteEnvError
-from lite_env.extensions import KERNEL_EXTENSION, copy_extension
+from lite_env.extensions import copy_extension
+from lite_env.kernel import KERNEL_EXTENSION
 from lite_env.pipeline import prepare_image
 from lite_env.site import add_environment
 from lite_env.spec import read_spec

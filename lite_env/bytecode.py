@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.kernel import KERNEL_IMPORTS
 from lite_env.options import Bytecode
 from lite_env.pyodide_node import run_python
 
-#: What JupyterLite's Pyodide kernel imports as it starts.
-KERNEL_IMPORTS = ("piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi")
 OVERLAY = "/lite-env-overlay"
 #: Where the run writes the compiled standard library zip.
 STDLIB_OUT = "/lite-env-stdlib"

@@ -31,12 +31,10 @@ from importlib import metadata
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.kernel import KERNEL_DISTRIBUTION, KERNEL_EXTENSION
 
 #: Where a prefix keeps its federated JupyterLab extensions.
 LABEXTENSIONS = Path("share") / "jupyter" / "labextensions"
-#: The Pyodide kernel's own extension, and the Python distribution that ships it.
-KERNEL_EXTENSION = "@jupyterlite/pyodide-kernel-extension"
-KERNEL_DISTRIBUTION = "jupyterlite-pyodide-kernel"
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,16 @@ from packaging.utils import canonicalize_name
 from rattler import MatchSpec
 
 from lite_env import __version__
-from lite_env.bytecode import KERNEL_IMPORTS, compile_bytecode
+from lite_env.bytecode import compile_bytecode
 from lite_env.extensions import LabExtension, environment_extensions
 from lite_env.install import install_prefix
+from lite_env.kernel import KERNEL_IMPORTS, snapshot_modules
 from lite_env.lock import Lock, lock_environment, locked_records
 from lite_env.options import BuildOptions
 from lite_env.pack import Image, PackRules, pack, read_image
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
-from lite_env.snapshot import Snapshot, make_snapshot, snapshot_modules
+from lite_env.snapshot import Snapshot, make_snapshot
 from lite_env.spec import EnvSpec
 
 DONE = "done.json"

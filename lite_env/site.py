@@ -17,17 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lite_env.bytecode import KERNEL_IMPORTS
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
+from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import write_pyodide_lock
-from lite_env.snapshot import Snapshot, snapshot_modules
+from lite_env.snapshot import Snapshot
 
-KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
-#: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
-KERNEL_BOOTSTRAP = ("micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython")
 #: The runtime files a browser loads, from the `python` package's share/pyodide/.
 RUNTIME_FILES = (
     "pyodide.mjs",

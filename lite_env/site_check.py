@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lite_env.errors import LiteEnvError
+from lite_env.kernel import KERNEL_PLUGIN
 from lite_env.pack import read_image
 from lite_env.serve import make_server
-from lite_env.site import KERNEL_PLUGIN
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request, Response

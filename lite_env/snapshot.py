@@ -25,10 +25,6 @@ from pathlib import Path
 from lite_env.errors import LiteEnvError
 from lite_env.pyodide_node import run_python
 
-#: Top-level modules that hold JavaScript references once imported, or install hooks in them.
-UNSNAPSHOTTABLE = frozenset(
-    {"pyodide_kernel", "ipykernel", "piplite", "micropip", "js", "pyodide", "pyodide_js"}
-)
 GZIP_LEVEL = 6
 
 _IMPORTS = """
@@ -50,11 +46,6 @@ class Snapshot:
     size: int
     raw_size: int
     modules: tuple[str, ...]
-
-
-def snapshot_modules(imported: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
-    """The modules a snapshot should hold: those imported at start that it can hold, and extra."""
-    return [m for m in (*imported, *extra) if m.split(".")[0] not in UNSNAPSHOTTABLE]
 
 
 def make_snapshot(prefix: Path, out_dir: Path, *, modules: Sequence[str]) -> Snapshot:

@@ -18,6 +18,7 @@ import pytest
 import rattler
 
 from lite_env.conda_file import PackageFile, write_conda
+from lite_env.kernel import KERNEL_PLUGIN
 
 TIMESTAMP = 1_764_000_000_000  # fixed, so fixture packages are byte-stable
 
@@ -171,8 +172,6 @@ def runtime_folder(prefix: Path, folder: Path) -> Path:
 
 def kernel_settings(site: Path) -> dict:
     """The Pyodide kernel's settings in a built site's jupyter-lite.json."""
-    from lite_env.site import KERNEL_PLUGIN
-
     config = json.loads((site / "jupyter-lite.json").read_text())
     return config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
 

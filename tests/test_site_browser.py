@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from lite_env.errors import LiteEnvError
+from lite_env.kernel import KERNEL_PLUGIN
 from lite_env.pipeline import build
-from lite_env.site import KERNEL_PLUGIN
 from lite_env.site_check import (
     CheckResult,
     check_site,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import kernel_settings, run_in_site
 
+from lite_env.kernel import KERNEL_PLUGIN
 from lite_env.pipeline import build
-from lite_env.site import KERNEL_PLUGIN
 from lite_env.spec import read_spec
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lite_env.extensions import KERNEL_EXTENSION, LABEXTENSIONS, kernel_extension
+from lite_env.extensions import LABEXTENSIONS, kernel_extension
+from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_EXTENSION
 from lite_env.pack import read_image
 from lite_env.pipeline import Build, build
-from lite_env.site import KERNEL_BOOTSTRAP
 from lite_env.site_check import Notebook, open_notebook, run_cell, site_image
 from lite_env.spec import read_spec
 

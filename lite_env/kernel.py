@@ -1,0 +1,27 @@
+"""Facts about JupyterLite's Pyodide kernel (jupyterlite-pyodide-kernel 0.8.6) in one place:
+its names, what it installs and imports as it starts, and what cannot enter a snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: The kernel's JupyterLab plugin: its settings in jupyter-lite.json point it at lite-env.
+KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+#: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
+KERNEL_BOOTSTRAP = ("micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython")
+#: The Pyodide kernel's own extension, and the Python distribution that ships it.
+KERNEL_EXTENSION = "@jupyterlite/pyodide-kernel-extension"
+KERNEL_DISTRIBUTION = "jupyterlite-pyodide-kernel"
+
+
+#: What JupyterLite's Pyodide kernel imports as it starts.
+KERNEL_IMPORTS = ("piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi")
+#: Top-level modules that hold JavaScript references once imported, or install hooks in them.
+UNSNAPSHOTTABLE = frozenset(
+    {"pyodide_kernel", "ipykernel", "piplite", "micropip", "js", "pyodide", "pyodide_js"}
+)
+
+
+def snapshot_modules(imported: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """The modules a snapshot should hold: those imported at start that it can hold, and extra."""
+    return [m for m in (*imported, *extra) if m.split(".")[0] not in UNSNAPSHOTTABLE]
