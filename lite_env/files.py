@@ -4,9 +4,14 @@ several writers at once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from lite_env.errors import LiteEnvError
 
 
 def write_atomically(path: Path, data: bytes | str) -> Path:
@@ -31,3 +36,26 @@ def sha256(path: Path) -> str:
     """The hex sha256 of a file's bytes, read in chunks."""
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def read_json(path: Path, *, what: str, keys: Sequence[str] = ()) -> Any:
+    """A JSON file's content, or its value under `keys` (each one level down).
+
+    Raises LiteEnvError naming `what` when the file is missing, unreadable, not JSON, or
+    lacks one of the keys.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LiteEnvError(f"{path}: no {what}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise LiteEnvError(f"{path}: not a valid {what}", hint=str(error)) from None
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            where = "".join(f"[{k!r}]" for k in keys[: depth + 1])
+            raise LiteEnvError(
+                f"{path}: the {what} has no {where}",
+                hint="it was not written by the expected tool, or by another version of it",
+            )
+        value = value[key]
+    return value

@@ -119,6 +119,13 @@ class Image:
     def size(self) -> int:
         return sum(c.size for c in self.chunks)
 
+    def explain(self) -> list[tuple[str, int, int, int, int]]:
+        """Per chunk: package, files kept, bytes unpacked, files dropped, bytes dropped."""
+        return [
+            (c.package, len(c.files), c.raw_size, len(c.dropped), sum(s for _, s in c.dropped))
+            for c in self.chunks
+        ]
+
 
 def pack(
     prefix: Path,

@@ -15,15 +15,17 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 from rattler import MatchSpec
+from rich.filesize import decimal
 
 from lite_env import __version__
 from lite_env.bytecode import compile_bytecode
 from lite_env.extensions import LabExtension, environment_extensions
+from lite_env.files import write_atomically
 from lite_env.install import install_prefix
 from lite_env.kernel import KERNEL_IMPORTS, snapshot_modules
 from lite_env.lock import Lock, lock_environment, locked_records
 from lite_env.options import BuildOptions
-from lite_env.pack import Image, PackRules, pack, read_image
+from lite_env.pack import Chunk, Image, PackRules, pack, read_image
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
 from lite_env.snapshot import Snapshot, make_snapshot
@@ -71,6 +73,50 @@ class Build:
         """The JupyterLab extensions installed into the site, each with its package."""
         return self.site.extensions
 
+    @property
+    def lazy(self) -> tuple[Chunk, ...]:
+        """The image's chunks written on their first import."""
+        return tuple(chunk for chunk in self.prepared.image.chunks if chunk.lazy)
+
+    def to_json(self) -> dict:
+        """The build's summary (`lite-env build --json`)."""
+        prepared = self.prepared
+        return {
+            "site": str(self.site.folder),
+            "packages": len(prepared.lock.records),
+            "image": {
+                "manifest": prepared.image.manifest,
+                "chunks": len(prepared.image.chunks),
+                "bytes": prepared.image.size,
+                "raw_bytes": prepared.image.raw_size,
+                "lazy_packages": [c.package for c in self.lazy],
+                "lazy_bytes": sum(c.size for c in self.lazy),
+            },
+            "reused_image": prepared.reused,
+            "extensions": [
+                {"name": e.name, "version": e.version, "package": e.package}
+                for e in self.extensions
+            ],
+        }
+
+    def lines(self) -> list[str]:
+        """The build's summary for a person, one line each."""
+        prepared = self.prepared
+        lines = [
+            f"built {self.site.folder}: {len(prepared.lock.records)} packages, image"
+            f" {decimal(prepared.image.size)} in {len(prepared.image.chunks)} chunks"
+            f" ({decimal(prepared.image.raw_size)} unpacked)"
+            + (", reused from the cache" if prepared.reused else "")
+        ]
+        if self.lazy:
+            lines.append(
+                f"  fetched on first import ({decimal(sum(c.size for c in self.lazy))}):"
+                f" {', '.join(c.package for c in self.lazy)}"
+            )
+        for extension in self.extensions:
+            lines.append(f"  extension {extension.name} {extension.version} ({extension.package})")
+        return lines
+
 
 def prepare_image(
     spec: EnvSpec,
@@ -105,11 +151,9 @@ def prepare_image(
     work = cache_dir / "builds" / key
     done = work / DONE
     problems: tuple[str, ...] = ()
-    reused = done.exists()
+    reused = _read_record(work)
     if reused:
-        record = json.loads(done.read_text())
-        image = read_image(work / "image", record["manifest"])
-        made = Snapshot(**record["snapshot"]) if record["snapshot"] else None
+        image, made = reused
     else:
         shutil.rmtree(work, ignore_errors=True)
         report("installing")
@@ -140,7 +184,7 @@ def prepare_image(
             modules = snapshot_modules(compiled.imported, options.preload)
             made = make_snapshot(prefix, work / "image", modules=modules)
         record = {"manifest": image.manifest, "snapshot": asdict(made) if made else None}
-        done.write_text(json.dumps(record))
+        write_atomically(done, json.dumps(record))
     provides = tuple(_provided_names(lock, image))
     runtime = work / "prefix" / RUNTIME_DIR
     extensions = environment_extensions(work / "prefix")
@@ -149,7 +193,7 @@ def prepare_image(
         image,
         runtime,
         provides,
-        reused,
+        reused is not None,
         snapshot=made,
         bytecode_problems=problems,
         extensions=extensions,
@@ -183,6 +227,21 @@ def build(
         options=options,
     )
     return Build(prepared, site)
+
+
+def _read_record(work: Path) -> tuple[Image, Snapshot | None] | None:
+    """The image (and snapshot) of a finished build in `work`; None when there is none, or
+    its record is torn or names files that are gone (the build is then made anew)."""
+    try:
+        record = json.loads((work / DONE).read_text())
+        image = read_image(work / "image", record["manifest"])
+        made = Snapshot(**record["snapshot"]) if record["snapshot"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    files = [chunk.file for chunk in image.chunks] + ([made.file] if made else [])
+    if not all((work / "image" / name).is_file() for name in files):
+        return None
+    return image, made
 
 
 def _build_key(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from lite_env.files import read_json
 from lite_env.options import Mode
 from lite_env.pack import LAZY_METADATA, Chunk, Image
 
@@ -37,7 +38,7 @@ def write_pyodide_lock(
         depends: each package's dependencies by name (packages of the image only).
         mode: "image" or "lock" (see the module's docstring).
     """
-    info = json.loads(runtime_lock.read_text())["info"]
+    info = read_json(runtime_lock, what="runtime's pyodide-lock.json", keys=("info",))
     packages = {}
     names = {c.package for c in image.chunks}
     for chunk in image.chunks:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
+from lite_env.files import read_json
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
@@ -188,8 +189,26 @@ def _jupyter_lite_build(
         shutil.copyfile(output / "lab" / "favicon.ico", output / "favicon.ico")
 
 
+def kernel_settings(site: Path) -> dict:
+    """The Pyodide kernel's settings in a built site's jupyter-lite.json.
+
+    Raises LiteEnvError when the folder is not a built site or its kernel has no settings.
+    """
+    if not (site / "jupyter-lite.json").is_file():
+        raise LiteEnvError(
+            f"{site}: not a built site (no jupyter-lite.json)",
+            hint="build one with `lite-env build`",
+        )
+    keys = ("jupyter-config-data", "litePluginSettings", KERNEL_PLUGIN)
+    return read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)
+
+
 def _set_kernel_settings(config: Path, settings: dict) -> None:
-    document = json.loads(config.read_text())
+    document = read_json(config, what="site configuration", keys=())
+    if not isinstance(document, dict) or not isinstance(
+        document.setdefault("jupyter-config-data", {}), dict
+    ):
+        raise LiteEnvError(f"{config}: `jupyter-config-data` is not a mapping")
     plugins = document["jupyter-config-data"].setdefault("litePluginSettings", {})
     plugins.setdefault(KERNEL_PLUGIN, {}).update(settings)
     config.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from rich.filesize import decimal
+
 from lite_env.errors import LiteEnvError
-from lite_env.kernel import KERNEL_PLUGIN
+from lite_env.files import read_json
 from lite_env.pack import read_image
 from lite_env.serve import make_server
+from lite_env.site import kernel_settings
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request, Response
@@ -93,6 +96,38 @@ class CheckResult:
     def ok(self) -> bool:
         """Every module imported and nothing was requested outside the site."""
         return not self.failed and not self.foreign_requests
+
+    def to_json(self) -> dict:
+        """The check's summary (`lite-env check --json`)."""
+        return {
+            "ok": self.ok,
+            "time_to_idle_s": round(self.time_to_idle_s, 2),
+            "modules": {m.name: m.error or "ok" for m in self.modules},
+            "foreign_requests": list(self.foreign_requests),
+            "bytes_received": self.bytes_received,
+            "requests": len(self.requests),
+        }
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(module, outcome) for each module, the outcome with rich markup."""
+        rows = []
+        for module in self.modules:
+            if module.needs:
+                outcome = f"ok, but it imports {module.needs}, which is not in the environment"
+            else:
+                outcome = "ok" if module.ok else f"[red]FAIL[/] {module.error}"
+            rows.append((module.name, outcome))
+        return rows
+
+    def lines(self) -> list[str]:
+        """The check's summary for a person (rich markup), one line each."""
+        return [
+            f"kernel ready in {self.time_to_idle_s:.1f} s;"
+            f" {len(self.modules) - len(self.failed)}/{len(self.modules)} modules import;"
+            f" {decimal(self.bytes_received)} received;"
+            f" {len(self.foreign_requests)} requests left the site",
+            *(f"[red]outside request:[/] {url}" for url in self.foreign_requests),
+        ]
 
 
 @dataclass
@@ -256,11 +291,39 @@ def top_level_modules(image_folder: Path, manifest: str) -> list[str]:
 
 
 def site_image(site: Path) -> tuple[Path, str]:
-    """The image folder and manifest name that a built site's kernel settings point at."""
-    config = json.loads((site / "jupyter-lite.json").read_text())
-    settings = config["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
-    manifest = site / settings["loadPyodideOptions"]["liteEnvManifestURL"]
+    """The image folder and manifest name that a built site's kernel settings point at.
+
+    Raises LiteEnvError for a folder that is not a built site, or a site built in lock mode
+    (it has no image).
+    """
+    options = kernel_settings(site).get("loadPyodideOptions", {})
+    if "liteEnvManifestURL" not in options:
+        raise LiteEnvError(
+            f"{site}: the site has no image (built with `--mode lock`)",
+            hint="its packages are listed in its pyodide-lock.json",
+        )
+    manifest = site / options["liteEnvManifestURL"]
     return manifest.parent, manifest.name
+
+
+def site_modules(site: Path) -> list[str]:
+    """The top-level modules of a built site's environment: its image's, or in lock mode,
+    those that its pyodide-lock.json names for the packages the kernel loads."""
+    options = kernel_settings(site).get("loadPyodideOptions", {})
+    if "liteEnvManifestURL" in options:
+        return top_level_modules(*site_image(site))
+    lock_url = options.get("lockFileURL")
+    if not lock_url:
+        raise LiteEnvError(f"{site}: the kernel's settings name neither an image nor a lock")
+    lock = read_json(site / lock_url, what="pyodide-lock.json", keys=("packages",))
+    return sorted(
+        {
+            module
+            for name in options.get("packages", [])
+            for module in lock.get(name, {}).get("imports", [])
+            if module not in TEST_FOLDERS
+        }
+    )
 
 
 def _start_kernel(notebook: Notebook, url: str, timeout: float) -> float:

@@ -26,6 +26,23 @@ from lite_env.spec import EnvSpec
 MAX_CONCURRENT_REQUESTS = 4
 
 
+def record_json(record: RepoDataRecord) -> dict:
+    """A solved record as `lite-env solve --json` prints it."""
+    return {
+        "name": record.name.normalized,
+        "version": str(record.version),
+        "build": str(record.build),
+        "build_number": record.build_number,
+        "subdir": str(record.subdir),
+        "channel": record.channel,
+        "url": record.url,
+        "file_name": record.file_name,
+        "size": record.size,
+        "sha256": record.sha256.hex() if record.sha256 else None,
+        "depends": list(record.depends),
+    }
+
+
 def virtual_packages() -> list[GenericVirtualPackage]:
     return [
         GenericVirtualPackage(PackageName(name), Version(version), BuildString(build))

@@ -14,6 +14,7 @@ from typing import IO
 from conda_package_streaming.package_streaming import CondaComponent, stream_conda_component
 from rattler import Channel, MatchSpec, PackageRecord, RepoData, RepoDataRecord
 
+from lite_env.errors import LiteEnvError
 from lite_env.platform import SUBDIRS
 
 #: Names the solver provides itself rather than a package.
@@ -153,3 +154,20 @@ def _digest(stream: IO[bytes]) -> tuple[str, int]:
         digest.update(block)
         size += len(block)
     return digest.hexdigest(), size
+
+
+def verify_channel(channel_dir: Path) -> int:
+    """Verify every package of a channel folder and that every dependency resolves in it.
+
+    Returns the number of packages; raises LiteEnvError listing every problem found.
+    """
+    packages = sorted(channel_dir.glob("*/*.conda"))
+    problems = [
+        f"{package.relative_to(channel_dir)}: {problem}"
+        for package in packages
+        for problem in verify_package(package)
+    ]
+    problems += [f"unresolved {d}" for d in unresolved_depends(channel_records(channel_dir))]
+    if problems:
+        raise LiteEnvError(f"{channel_dir}: {len(problems)} problems", hint="\n".join(problems))
+    return len(packages)

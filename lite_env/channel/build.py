@@ -22,6 +22,13 @@ class ChannelBuild:
     built: tuple[Path, ...]
     kept: tuple[Path, ...]
 
+    def lines(self) -> list[str]:
+        """The packages built, then a summary line."""
+        return [
+            *(f"  + {package.relative_to(self.channel)}" for package in self.built),
+            f"{self.channel}: {len(self.built)} packages built, {len(self.kept)} kept",
+        ]
+
 
 def build_channel(
     recipes_dir: Path,

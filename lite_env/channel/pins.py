@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from lite_env.channel.pypi import WheelPin
+from lite_env.channel.pypi import WheelPin, resolve
 from lite_env.errors import LiteEnvError
 from lite_env.files import write_atomically
 
@@ -64,3 +65,38 @@ def write_pins(recipes_dir: Path, pins: PypiPins) -> Path:
     recipes_dir.mkdir(parents=True, exist_ok=True)
     write_atomically(path, HEADER + stream.getvalue())
     return path
+
+
+@dataclass(frozen=True)
+class AddedPins:
+    """What `add_pypi` pinned: the pins file, the pins before and after."""
+
+    path: Path
+    before: PypiPins
+    after: PypiPins
+
+    def lines(self) -> list[str]:
+        """The wheels new in the pins, then a summary line."""
+        before = {(p.name, p.version) for p in self.before.wheels}
+        new = [w for w in self.after.wheels if (w.name, w.version) not in before]
+        return [
+            *(f"  + {wheel.name} {wheel.version}" for wheel in new),
+            f"pinned {len(self.after.wheels)} wheels in {self.path};"
+            " `lite-env channel build` converts them",
+        ]
+
+
+def add_pypi(
+    recipes_dir: Path, requirements: Sequence[str], find_in: Sequence[str], *, cache_dir: Path
+) -> AddedPins:
+    """Resolve the pinned requirements plus these for Pyodide and write the pins again.
+
+    Wheels already pinned are kept where they still fit; `find_in` names PyPI packages whose
+    data files ship wheels (the JupyterLite kernel's own).
+    """
+    pins = read_pins(recipes_dir)
+    requirements = (*pins.requirements, *requirements)
+    find_in = (*pins.find_in, *find_in)
+    wheels = resolve(requirements, cache_dir=cache_dir, preferred=pins.wheels, find_in=find_in)
+    after = PypiPins(tuple(requirements), tuple(find_in), tuple(wheels))
+    return AddedPins(write_pins(recipes_dir, after), pins, after)

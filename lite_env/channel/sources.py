@@ -146,11 +146,11 @@ def _client_download(
     return expected
 
 
-def _check_pin(path: Path, sha256: str, what: str, origin: str) -> None:
+def _check_pin(path: Path, pinned: str, what: str, origin: str) -> None:
     actual = sha256(path)
-    if actual != sha256:
+    if actual != pinned:
         raise LiteEnvError(
-            f"{what} has sha256 {actual}, the recipe pins {sha256}",
+            f"{what} has sha256 {actual}, the recipe pins {pinned}",
             hint=f"{origin} (or its mirror) served other bytes: check the client's settings,"
             " or update the pin in the recipe if the change is expected",
         )

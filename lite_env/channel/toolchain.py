@@ -113,6 +113,19 @@ class Toolchain:
     abi: str
     ext_suffix: str
 
+    def to_json(self) -> dict[str, str]:
+        """What `lite-env channel toolchain` reports."""
+        return {
+            "folder": str(self.folder),
+            "emscripten": self.emscripten,
+            "headers": self.headers,
+            "include": str(self.include),
+            "platform": self.platform,
+            "abi": self.abi,
+            "ext_suffix": self.ext_suffix,
+            "bin": str(self.bin),
+        }
+
     @property
     def wheel_platform(self) -> str:
         """The platform tag of wheels for this runtime (`pyemscripten_2026_0_wasm32`)."""
