@@ -83,14 +83,13 @@ class LiteEnvAddon(BaseAddon):
                 cache_dir=cache_dir(),
                 report=lambda message: self.log.info(f"[lite-env] {message}"),
             )
+            site_extensions = Path(self.manager.output_dir) / "extensions"
+            for extension in self._prepared.extensions:
+                if extension.name != KERNEL_EXTENSION:
+                    copy_extension(extension, site_extensions)
+                    self.log.info(f"[lite-env] extension {extension.name} ({extension.package})")
         except LiteEnvError as error:
-            self.log.error(f"[lite-env] {error.message}\n{error.hint or ''}")
-            return False
-        site_extensions = Path(self.manager.output_dir) / "extensions"
-        for extension in self._prepared.extensions:
-            if extension.name != KERNEL_EXTENSION:
-                copy_extension(extension, site_extensions)
-                self.log.info(f"[lite-env] extension {extension.name} ({extension.package})")
+            return self._failed(error)
         return True
 
     def add_environment(self) -> bool:
@@ -99,14 +98,22 @@ class LiteEnvAddon(BaseAddon):
         if prepared is None:
             self.log.error("[lite-env] the environment was not prepared (see the build phase)")
             return False
-        add_environment(
-            Path(self.manager.output_dir),
-            prepared.image,
-            prepared.runtime_dir,
-            provides=prepared.provides,
-            depends=prepared.depends,
-            snapshot=prepared.snapshot,
-            options=self._options,
-        )
+        try:
+            add_environment(
+                Path(self.manager.output_dir),
+                prepared.image,
+                prepared.runtime_dir,
+                provides=prepared.provides,
+                depends=prepared.depends,
+                snapshot=prepared.snapshot,
+                options=self._options,
+            )
+        except LiteEnvError as error:
+            return self._failed(error)
         self.log.info(f"[lite-env] added {len(prepared.lock.records)} packages")
         return True
+
+    def _failed(self, error: LiteEnvError) -> bool:
+        """Log a user error as the task's reason to fail; False fails the task."""
+        self.log.error(f"[lite-env] {error.message}\n{error.hint or ''}")
+        return False

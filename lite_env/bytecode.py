@@ -31,6 +31,8 @@ OVERLAY = "/lite-env-overlay"
 STDLIB_OUT = "/lite-env-stdlib"
 #: The runtime's standard library zip, as the `python` package ships it.
 STDLIB_ZIP = "python_stdlib.zip"
+#: What the compile run's last line of output holds.
+RESULT_KEYS = frozenset({"compiled", "stdlib", "failed", "imported"})
 
 _COMPILE = """
 import importlib, importlib.util, json, os, py_compile, site, sys
@@ -155,7 +157,22 @@ def compile_bytecode(
         if stdlib is not None:
             stdlib.mkdir(parents=True, exist_ok=True)
             os.replace(Path(scratch) / STDLIB_ZIP, stdlib / STDLIB_ZIP)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_result(done.stdout, done.stderr)
     return CompiledBytecode(
         result["compiled"], tuple(result["failed"]), tuple(result["imported"]), result["stdlib"]
     )
+
+
+def run_result(stdout: str, stderr: str) -> dict:
+    """The JSON summary the compile run prints last; LiteEnvError when it printed none."""
+    lines = stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict) or not RESULT_KEYS <= result.keys():
+        raise LiteEnvError(
+            "the bytecode run in Pyodide printed no result",
+            hint=(stderr or stdout)[-3000:] or "it printed nothing",
+        )
+    return result

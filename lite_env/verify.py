@@ -58,7 +58,14 @@ def verify_package(
                 info[name] = stream.read()
             else:
                 payload[name] = _digest(stream)
-    except (OSError, EOFError, LookupError, ValueError, tarfile.TarError) as error:
+    except (
+        OSError,
+        EOFError,
+        LookupError,
+        ValueError,
+        tarfile.TarError,
+        zipfile.BadZipFile,
+    ) as error:
         return [*problems, f"not a readable package: {error}"]
     try:
         index = json.loads(info["info/index.json"])

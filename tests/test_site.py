@@ -186,6 +186,19 @@ def test_lock_mode_needs_no_loader(tmp_path, default_environment, cache_dir):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "81 True"  # libyaml-libs loaded too
+    # `lite-env check` imports the lock's modules in the kernel in Chromium
+    os.remove(site / "static" / "pyodide" / LOADER_NAME)
+    done = subprocess.run(
+        [sys.executable, "-m", "lite_env", "check", "--json", site],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    checked = json.loads(done.stdout)
+    assert checked["ok"] and not checked["foreign_requests"]
+    assert {"IPython", "sympy", "yaml"} <= checked["modules"].keys()
+    assert set(checked["modules"].values()) == {"ok"}
 
 
 def test_builds_killed_at_any_stage_leave_the_site_and_the_cache_usable(

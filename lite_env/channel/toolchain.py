@@ -287,8 +287,13 @@ class AptArchive:
         self.update()
         before = set(folder.glob("*.deb"))
         self._run(["download", package], cwd=folder, what=f"apt-get download {package}")
-        (deb,) = set(folder.glob("*.deb")) - before
-        return deb
+        debs = sorted(set(folder.glob("*.deb")) - before)
+        if len(debs) != 1:
+            raise LiteEnvError(
+                f"`apt-get download {package}` wrote {len(debs)} .deb files, not one",
+                hint=", ".join(deb.name for deb in debs) or "the mirror may lack the package",
+            )
+        return debs[0]
 
     def source(self, package: str, version: str, folder: Path) -> None:
         """`apt-get source --download-only package=version` into folder (.dsc and tarballs)."""
@@ -405,12 +410,10 @@ def _ensure_chroot(folder: Path, report: Callable[[str], None]) -> dict:
             f"mmdebstrap could not build the Debian {SUITE} chroot for emscripten",
             hint=_tail(done.stdout + done.stderr) or f"mmdebstrap exited with {done.returncode}",
         )
-    versions = subprocess.run(
+    versions = run_checked(
         ["chroot", str(partial), "dpkg-query", "-W", "-f", "${Package} ${Version}\n"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+        what="dpkg-query in the chroot",
+    )
     packages = dict(line.split(" ", 1) for line in versions.splitlines() if " " in line)
     os.replace(partial, chroot)
     stamp = {
@@ -478,7 +481,7 @@ def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) 
     with tempfile.TemporaryDirectory(prefix="headers-", dir=folder) as scratch:
         scratch_path = Path(scratch)
         deb = archive.download(HEADERS_PACKAGE, scratch_path)
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(scratch_path / "x")], check=True)
+        run_checked(["dpkg-deb", "-x", str(deb), str(scratch_path / "x")], what="dpkg-deb -x")
         usr_include = scratch_path / "x" / "usr" / "include"
         arch_config = sorted(usr_include.glob(f"*/python{PYTHON_VERSION}/pyconfig.h"))
         if not (usr_include / f"python{PYTHON_VERSION}" / "Python.h").is_file() or not arch_config:
@@ -493,7 +496,7 @@ def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) 
         _remove(target / "include")
         shutil.copytree(usr_include / f"python{PYTHON_VERSION}", include, symlinks=False)
         (include / "pyconfig.h").write_text(pyconfig)
-        version = deb.name.split("_")[1]
+        version = deb_version(deb)
     stamp = {
         "wanted": wanted,
         "version": version,
@@ -715,6 +718,25 @@ def _run(
         ) from None
     except OSError as error:
         raise LiteEnvError(f"cannot run {what}", hint=str(error)) from None
+
+
+def run_checked(command: Sequence[str], *, what: str, cwd: Path | None = None) -> str:
+    """Run a tool and return its output; LiteEnvError with the output's tail when it fails."""
+    done = _run(command, what=what, cwd=cwd)
+    if done.returncode != 0:
+        raise LiteEnvError(
+            f"{what} failed",
+            hint=_tail(done.stdout + done.stderr) or f"it exited with {done.returncode}",
+        )
+    return done.stdout
+
+
+def deb_version(deb: Path) -> str:
+    """The version in a .deb's file name (`name_version_arch.deb`)."""
+    parts = deb.name.removesuffix(".deb").split("_")
+    if len(parts) != 3 or not parts[1]:
+        raise LiteEnvError(f"{deb.name}: not a Debian package file name (name_version_arch.deb)")
+    return parts[1]
 
 
 def _clean_env() -> dict[str, str]:
