@@ -315,8 +315,8 @@ def cmd_build(args: argparse.Namespace) -> None:
             cache_dir=cache_dir(args.cache_dir),
             report=lambda message: status.update(message),
         )
-    for problem in result.prepared.bytecode_problems:
-        stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
+    for warning in result.warnings():
+        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if args.json:
         _print_json(result.to_json())
         return

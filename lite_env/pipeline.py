@@ -78,6 +78,15 @@ class Build:
         """The image's chunks written on their first import."""
         return tuple(chunk for chunk in self.prepared.image.chunks if chunk.lazy)
 
+    def warnings(self) -> list[str]:
+        """What the build met that is worth a warning: sources that did not compile, modules
+        that did not import for bytecode or for the snapshot."""
+        snapshot = self.prepared.snapshot
+        return [
+            *(f"bytecode: {problem}" for problem in self.prepared.bytecode_problems),
+            *(f"snapshot: {failure}" for failure in (snapshot.failed if snapshot else ())),
+        ]
+
     def to_json(self) -> dict:
         """The build's summary (`lite-env build --json`)."""
         prepared = self.prepared

@@ -12,6 +12,8 @@ from lite_env.errors import LiteEnvError
 
 #: The node ES module that boots Pyodide and runs the code read from its stdin.
 RUNNER = Path(__file__).with_name("pyodide_node.mjs")
+#: The Python programs that run inside Pyodide.
+PROGRAMS = Path(__file__).with_name("in_pyodide")
 #: Where the `python` package puts Pyodide's core files, relative to the prefix.
 RUNTIME_DIR = "share/pyodide"
 
@@ -53,6 +55,13 @@ def run_python(
     if snapshot is not None:
         arguments += ["--snapshot", str(snapshot.absolute())]
     return _run_node(arguments, code, timeout)
+
+
+def program(name: str, **arguments: object) -> str:
+    """The code that runs lite_env/in_pyodide/<name>.py's `main` with these arguments (plain
+    values: strings, numbers, lists, None), for run_python."""
+    source = (PROGRAMS / f"{name}.py").read_text()
+    return f"{source}\nmain(**{arguments!r})\n"
 
 
 def run_python_with_loader(

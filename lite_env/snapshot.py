@@ -23,18 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
-from lite_env.pyodide_node import run_python
+from lite_env.files import write_atomically
+from lite_env.pyodide_node import program, run_python
 
 GZIP_LEVEL = 6
-
-_IMPORTS = """
-import importlib
-for name in {modules!r}:
-    try:
-        importlib.import_module(name)
-    except Exception:
-        pass  # a module that needs the kernel around it is imported later, as usual
-"""
 
 
 @dataclass(frozen=True)
@@ -45,16 +37,18 @@ class Snapshot:
     sha256: str
     size: int
     raw_size: int
+    #: the modules the snapshot holds: those asked for that were imported
     modules: tuple[str, ...]
+    #: the modules asked for that failed to import, each with its error
+    failed: tuple[str, ...] = ()
 
 
 def make_snapshot(prefix: Path, out_dir: Path, *, modules: Sequence[str]) -> Snapshot:
     """Import `modules` in the prefix's Pyodide under node and save its memory into out_dir."""
     with tempfile.TemporaryDirectory() as scratch:
         raw_path = Path(scratch) / "snapshot.bin"
-        done = run_python(
-            prefix, _IMPORTS.format(modules=list(modules)), snapshot=raw_path, timeout=600
-        )
+        code = program("snapshot_imports", modules=list(modules))
+        done = run_python(prefix, code, snapshot=raw_path, timeout=600)
         if done.returncode != 0:
             raise LiteEnvError("cannot make the memory snapshot", hint=done.stderr[-3000:])
         raw = raw_path.read_bytes()
@@ -63,5 +57,8 @@ def make_snapshot(prefix: Path, out_dir: Path, *, modules: Sequence[str]) -> Sna
     name = f"snapshot-{digest[:16]}.gz"
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (out_dir / name).exists():
-        (out_dir / name).write_bytes(data)
-    return Snapshot(name, digest, len(data), len(raw), tuple(modules))
+        write_atomically(out_dir / name, data)
+    lines = done.stdout.splitlines()
+    imported = tuple(line.split(" ", 1)[1] for line in lines if line.startswith("imported "))
+    failed = tuple(line.split(" ", 1)[1] for line in lines if line.startswith("failed "))
+    return Snapshot(name, digest, len(data), len(raw), imported, failed)

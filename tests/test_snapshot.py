@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import kernel_settings, run_in_site
 
-from lite_env.kernel import KERNEL_PLUGIN
-from lite_env.pipeline import build
+from lite_env.kernel import KERNEL_PLUGIN, UNSNAPSHOTTABLE
+from lite_env.pipeline import Build, build
+from lite_env.snapshot import make_snapshot
 from lite_env.spec import read_spec
 
 pytestmark = pytest.mark.slow
@@ -25,14 +26,36 @@ NO_IMPORTS = {"liteEnvImports": []}
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, default_environment, cache_dir) -> Path:
+def built(tmp_path_factory, default_environment, cache_dir) -> Build:
     output = tmp_path_factory.mktemp("snapshot") / "site"
     spec = read_spec(default_environment)
-    built = build(spec, output, spec.options.override(snapshot=True), cache_dir=cache_dir)
-    assert built.prepared.snapshot is not None
-    assert "IPython.core.interactiveshell" in built.prepared.snapshot.modules
-    assert not [m for m in built.prepared.snapshot.modules if m.startswith("pyodide_kernel")]
-    return output
+    return build(spec, output, spec.options.override(snapshot=True), cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def site(built) -> Path:
+    return built.site.folder
+
+
+def test_the_snapshot_holds_the_modules_it_lists_and_nothing_unsafe(built, site):
+    snapshot = built.prepared.snapshot
+    assert snapshot is not None and not snapshot.failed
+    assert "IPython.core.interactiveshell" in snapshot.modules
+    assert not [m for m in snapshot.modules if m.split(".")[0] in UNSNAPSHOTTABLE]
+    # restored without any import of the loader's: every listed module is already there
+    probe = f"import sys\nprint(sorted(set({list(snapshot.modules)!r}) - set(sys.modules)))"
+    done = run_in_site(site, probe, **NO_IMPORTS)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_module_that_fails_to_import_is_reported_not_listed(built, tmp_path):
+    prefix = built.prepared.runtime_dir.parent.parent  # the installed prefix in the cache
+    made = make_snapshot(prefix, tmp_path, modules=["textwrap", "no_such_module"])
+    assert made.modules == ("textwrap",)
+    assert [f.split(":")[0] for f in made.failed] == ["no_such_module"]
+    assert "ModuleNotFoundError" in made.failed[0]
+    assert (tmp_path / made.file).stat().st_size == made.size
 
 
 def test_the_site_restores_the_snapshot_and_reseeds_random(site):
