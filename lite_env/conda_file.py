@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lite_env.files import atomic_path
+
 try:
     from compression import zstd
 except ImportError:  # Python < 3.14
@@ -66,12 +68,13 @@ def write_conda(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{stem}.conda"
-    partial = target.with_name(target.name + ".part")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+    with (
+        atomic_path(target) as partial,
+        zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive,
+    ):
         _write_member(archive, "metadata.json", _json({"conda_pkg_format_version": 2}))
         _write_member(archive, f"pkg-{stem}.tar.zst", _tar_zst(files, mtime))
         _write_member(archive, f"info-{stem}.tar.zst", _tar_zst(info_files, mtime))
-    partial.replace(target)
     return target
 
 

@@ -8,8 +8,6 @@ and fail with the server's answer; a cached archive that no longer matches is fe
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import time
 import urllib.error
@@ -22,6 +20,7 @@ from urllib.parse import unquote, urlparse
 from rattler import RepoDataRecord
 
 from lite_env.errors import LiteEnvError
+from lite_env.files import atomic_path, sha256
 from lite_env.verify import verify_package
 
 ATTEMPTS = 3
@@ -71,7 +70,7 @@ def _fetch(record: RepoDataRecord, archives: Path) -> Path:
     target = archives / record.sha256.hex()[:16] / record.file_name  # the name must stay
     target.parent.mkdir(exist_ok=True)
     if target.exists():
-        if _sha256(target) == record.sha256:
+        if bytes.fromhex(sha256(target)) == record.sha256:
             return target
         target.unlink()  # altered in the cache: fetch it again
     _download(record, target)
@@ -80,14 +79,15 @@ def _fetch(record: RepoDataRecord, archives: Path) -> Path:
 
 
 def _download(record: RepoDataRecord, target: Path) -> None:
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
     error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
-            with urllib.request.urlopen(record.url, timeout=TIMEOUT_S) as response:
-                with partial.open("wb") as out:
-                    shutil.copyfileobj(response, out)
-            partial.replace(target)
+            with (
+                urllib.request.urlopen(record.url, timeout=TIMEOUT_S) as response,
+                atomic_path(target) as partial,
+                partial.open("wb") as out,
+            ):
+                shutil.copyfileobj(response, out)
             return
         except urllib.error.HTTPError as failure:
             error = failure
@@ -95,7 +95,6 @@ def _download(record: RepoDataRecord, target: Path) -> None:
                 break  # the server's final answer: no retry
         except (urllib.error.URLError, OSError) as failure:
             error = failure
-        partial.unlink(missing_ok=True)
         time.sleep(0.5 * 2**attempt)
     raise LiteEnvError(
         f"cannot fetch {record.file_name} from {record.url}",
@@ -120,7 +119,7 @@ def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
 
 def _check_sha256(record: RepoDataRecord, path: Path, reason: str) -> None:
     try:
-        actual = _sha256(path)
+        actual = bytes.fromhex(sha256(path))
     except OSError as error:
         raise LiteEnvError(f"cannot read {record.file_name}", hint=str(error)) from None
     if actual != record.sha256:
@@ -129,8 +128,3 @@ def _check_sha256(record: RepoDataRecord, path: Path, reason: str) -> None:
             f" expected {record.sha256.hex()}",
             hint=reason,
         )
-
-
-def _sha256(path: Path) -> bytes:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").digest()

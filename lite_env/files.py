@@ -7,7 +7,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,24 @@ def write_atomically(path: Path, data: bytes | str) -> Path:
     Readers see the old content or the new, never a part; each concurrent writer has its own
     temporary file, and the last rename wins. The file gets mode 0644.
     """
+    with atomic_path(path) as partial:
+        partial.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` for the block to write (a stream, a zip, a copy); it is
+    renamed onto `path` (mode 0644) when the block ends, and removed if the block fails."""
     fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data.encode() if isinstance(data, str) else data)
+        yield Path(partial)
         os.chmod(partial, 0o644)
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-    return path
 
 
 def sha256(path: Path) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from rattler.exceptions import InstallerError, LinkError, TransactionError
 
 from lite_env.errors import LiteEnvError
 from lite_env.fetch import fetch_packages
+from lite_env.files import sha256
 from lite_env.platform import PLATFORM
 from lite_env.verify import archive_hashes
 
@@ -73,13 +73,8 @@ def drop_altered_cache_entry(record: RepoDataRecord, package_cache: Path) -> Non
     if not entry.is_dir():
         return
     archive = Path(unquote(urlparse(record.url).path))
-    for path, sha256 in archive_hashes(archive).items():
+    for path, expected in archive_hashes(archive).items():
         file = entry / path
-        if file.is_symlink() or not file.is_file() or _sha256(file) != sha256:
+        if file.is_symlink() or not file.is_file() or sha256(file) != expected:
             shutil.rmtree(entry)
             return
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()

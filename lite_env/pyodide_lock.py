@@ -18,7 +18,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from lite_env.files import read_json
+from lite_env.files import read_json, sha256
 from lite_env.options import Mode
 from lite_env.pack import LAZY_METADATA, Chunk, Image
 
@@ -61,7 +61,7 @@ def write_pyodide_lock(
         if libraries:
             name = f"{key}-libs"
             archive = _zip(out_dir, name, chunk.version, blob, libraries, strip=1)
-            packages[name] = _entry(chunk, archive.name, _sha256(archive), [], "dynlib", name)
+            packages[name] = _entry(chunk, archive.name, sha256(archive), [], "dynlib", name)
             packages[name]["package_type"] = "shared_library"
             entry_depends.append(name)
         site_files = [f for f in chunk.files if _in_site_packages(f[0])]
@@ -69,7 +69,7 @@ def write_pyodide_lock(
             archive = _zip(
                 out_dir, chunk.package, chunk.version, blob, site_files, SITE_PACKAGES_PARTS
             )
-            packages[key] = _entry(chunk, archive.name, _sha256(archive), entry_depends, "site")
+            packages[key] = _entry(chunk, archive.name, sha256(archive), entry_depends, "site")
     # in lock mode a package may have become only its `-libs` archive (a C library), or
     # nothing at all (the runtime's marker packages): dependencies follow
     for entry in packages.values():
@@ -138,7 +138,3 @@ def _in_site_packages(path: str) -> bool:
 def _is_library(path: str) -> bool:
     parts = path.split("/")
     return len(parts) == 2 and parts[0] == "lib" and ".so" in parts[1]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

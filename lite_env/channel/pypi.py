@@ -7,7 +7,6 @@ section becomes a local channel through `resolve` and `wheel_channel` (lite_env.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from lite_env.channel.index import index_channel
 from lite_env.channel.wheel import Wheel, conda_name, conda_spec, convert_wheel, read_wheel
 from lite_env.errors import LiteEnvError
+from lite_env.files import sha256, write_atomically
 
 #: The marker environment of Pyodide 314 (Python 3.14.2, Emscripten 5.0.3, wasm32).
 PYODIDE_MARKERS = {
@@ -188,7 +188,7 @@ class WheelStore:
             self.bundled(source)
         for pin in pins:
             if not self._has(pin):
-                actual = _sha256(self.path(pin)) if self.path(pin).exists() else "missing"
+                actual = sha256(self.path(pin)) if self.path(pin).exists() else "missing"
                 raise LiteEnvError(
                     f"{pin.file}: sha256 {actual} does not match the pin {pin.sha256}",
                     hint="the wheel on the index changed; re-pin it with `channel add-pypi`",
@@ -207,19 +207,19 @@ class WheelStore:
                 if path.suffix != ".whl" or ".data" not in member or path.parent.name != "pypi":
                     continue
                 target = self.folder / path.name
-                target.write_bytes(archive.read(member))
+                write_atomically(target, archive.read(member))
                 name, version, _, _ = parse_wheel_filename(path.name)
-                pins.append(WheelPin(name, str(version), path.name, _sha256(target), source))
+                pins.append(WheelPin(name, str(version), path.name, sha256(target), source))
         return pins
 
     def _has(self, pin: WheelPin) -> bool:
-        return self.path(pin).exists() and _sha256(self.path(pin)) == pin.sha256
+        return self.path(pin).exists() and sha256(self.path(pin)) == pin.sha256
 
     def _keep(self, path: Path) -> WheelPin:
         name, version, _, _ = parse_wheel_filename(path.name)
         target = self.folder / path.name
         shutil.move(path, target)
-        return WheelPin(name, str(version), path.name, _sha256(target))
+        return WheelPin(name, str(version), path.name, sha256(target))
 
 
 def _pip_download(requirements: Sequence[str], folder: Path) -> None:
@@ -243,11 +243,6 @@ def _pip_download(requirements: Sequence[str], folder: Path) -> None:
             " (lite-env only converts pure wheels)",
         )
     raise LiteEnvError("pip could not download " + " ".join(requirements), hint=done.stderr[-2000:])
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def convert_pinned_wheels(

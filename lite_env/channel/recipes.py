@@ -11,7 +11,6 @@ build script starts with `. "$RECIPE_DIR/toolchain.sh"`, which exports the toolc
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shlex
 import shutil
@@ -33,6 +32,7 @@ from lite_env.channel.sources import (
 )
 from lite_env.channel.toolchain import SUITE, AptArchive, ensure_toolchain
 from lite_env.errors import LiteEnvError
+from lite_env.files import atomic_path
 from lite_env.platform import PLATFORM
 
 RECIPE_FILE = "recipe.yaml"
@@ -295,23 +295,14 @@ def _publish(built: Path, target: Path) -> None:
             hint="its outputs differ from the rendered recipe; this is a bug in lite-env",
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    shutil.copyfile(built, partial)
-    partial.chmod(0o644)
-    if target.exists():
-        partial.unlink()
-    else:
-        os.replace(partial, target)
+    if not target.exists():
+        with atomic_path(target) as partial:
+            shutil.copyfile(built, partial)
 
 
 def _exports(environment: dict[str, str]) -> str:
     lines = [f"export {name}={shlex.quote(value)}\n" for name, value in sorted(environment.items())]
     return "# lite-env: the toolchain's variables for this build\n" + "".join(lines)
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from lite_env.channel.sources import NpmSource, fetch_npm_source
 from lite_env.errors import LiteEnvError
-from lite_env.files import write_atomically
+from lite_env.files import sha256, write_atomically
 
 #: Bumped when the layout or the way a part is made changes: every part is then rebuilt.
 FORMAT = 1
@@ -547,7 +547,7 @@ def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> d
             )
     stamp = {
         "wanted": wanted,
-        "wheels": {path.name: _sha256(path) for path in sorted(wheels.glob("*.whl"))},
+        "wheels": {path.name: sha256(path) for path in sorted(wheels.glob("*.whl"))},
     }
     _write_json(folder / "venv.json", stamp)
     return stamp
@@ -800,11 +800,6 @@ def _remove(path: Path) -> None:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _tail(text: str, lines: int = 40) -> str:
