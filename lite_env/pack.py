@@ -51,6 +51,8 @@ SITE_PACKAGES_ALIAS = "site-packages/"
 #: The chunk that holds the lazy packages' dist-info folders, written at start.
 LAZY_METADATA = "lite-env-lazy-metadata"
 #: A file in site-packages: its top-level name, and the rest of its path.
+#: Top-level names that are a package's tests, not a module to import.
+TEST_FOLDERS = frozenset({"test", "tests", "testing", "conftest"})
 SITE_PACKAGES_FILE = re.compile(r"lib/python3\.\d+/site-packages/([^/]+)(?:/(.+))?")
 
 
@@ -101,6 +103,11 @@ class Chunk:
     #: its top-level modules when it is written on their first import; () when it is written
     #: before Python starts
     lazy: tuple[str, ...] = ()
+
+    @property
+    def modules(self) -> list[str]:
+        """The chunk's importable top-level modules (see top_level_modules)."""
+        return top_level_modules(path for path, *_ in self.files)
 
 
 @dataclass(frozen=True)
@@ -317,7 +324,7 @@ def _chunk_json(chunk: Chunk) -> dict:
         "raw_size": chunk.raw_size,
         "files": [list(f) for f in chunk.files],
         "symlinks": [list(s) for s in chunk.symlinks],
-        "dynlibs": sorted(path for path, *_ in (*chunk.files, *chunk.symlinks) if _is_dynlib(path)),
+        "dynlibs": sorted(path for path, *_ in (*chunk.files, *chunk.symlinks) if is_dynlib(path)),
         "lazy": list(chunk.lazy),
     }
 
@@ -332,7 +339,7 @@ def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
     modules = set()
     for path, *_ in (*chunk.files, *chunk.symlinks):
         match = SITE_PACKAGES_FILE.fullmatch(path)
-        if match is None or _is_dynlib(path) or path.endswith(".pth"):
+        if match is None or is_dynlib(path) or path.endswith(".pth"):
             return ()
         top, rest = match.group(1), match.group(2)
         if top.endswith((".dist-info", ".data")) or top == "__pycache__":
@@ -345,7 +352,27 @@ def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
     return tuple(sorted(modules))
 
 
-def _is_dynlib(path: str) -> bool:
+def top_level_modules(paths: Iterable[str]) -> list[str]:
+    """The importable top-level modules among prefix paths, sorted: site-packages' packages
+    (folders with an `__init__.py`), `.py` modules and extension modules. Private names,
+    dist-info folders and test folders do not count."""
+    names = set()
+    for path in paths:
+        match = SITE_PACKAGES_FILE.fullmatch(path)
+        if match is None:
+            continue
+        top, rest = match.group(1), match.group(2)
+        if rest == "__init__.py" or not rest and top.endswith(".py"):
+            names.add(top.removesuffix(".py"))
+        elif not rest and is_dynlib(top):
+            names.add(top.split(".")[0])
+    return sorted(
+        n for n in names if n.isidentifier() and not n.startswith("_") and n not in TEST_FOLDERS
+    )
+
+
+def is_dynlib(path: str) -> bool:
+    """Whether the path names a shared library (`x.so`, `libx.so.1.2`)."""
     return bool(re.search(r"\.so(\.\d+)*$", path))
 
 

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import json
 import zipfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -97,23 +96,10 @@ def _entry(
         "install_dir": install_dir,
         "sha256": sha256,
         "package_type": "package",
-        "imports": _imports(chunk.files) if install_dir == "site" else [],
+        "imports": chunk.modules if install_dir == "site" else [],
         "depends": depends,
         "unvendored_tests": False,
     }
-
-
-def _imports(files: Iterable[tuple[str, int, int, int]]) -> list[str]:
-    """Top-level modules: packages with an __init__.py and single-file modules."""
-    names = set()
-    for path, *_ in files:
-        parts = path.split("/")[SITE_PACKAGES_PARTS:]
-        package = len(parts) == 2 and parts[1] == "__init__.py"
-        if package or len(parts) == 1 and parts[0].endswith(".py"):
-            name = parts[0].removesuffix(".py")
-            if name.isidentifier() and not name.startswith("_"):
-                names.add(name)
-    return sorted(names)
 
 
 def _zip(out_dir, name, version, blob, files, strip: int) -> Path:

@@ -19,7 +19,7 @@ from rich.filesize import decimal
 
 from lite_env.errors import LiteEnvError
 from lite_env.files import read_json
-from lite_env.pack import read_image
+from lite_env.pack import TEST_FOLDERS, read_image
 from lite_env.serve import make_server
 from lite_env.site import kernel_settings
 
@@ -44,9 +44,6 @@ NOTEBOOK_LAUNCHER = '.jp-LauncherCard[data-category="Notebook"][title="Python (P
 KERNEL_IDLE = """() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]
     .some((item) => /\\|\\s*Idle$/.test(item.textContent.trim()))"""
 MARK = "lite-env-check:"
-SITE_PACKAGES = re.compile(r"lib/python3\.\d+/site-packages/")
-EXTENSION_MODULE = re.compile(r"^(\w+)(?:\.[\w-]+)?\.so$")
-TEST_FOLDERS = frozenset({"test", "tests", "testing", "conftest"})
 CONSOLE_TAIL = 25
 #: How long the start may go on after an uncaught error before the check gives up.
 ERROR_GRACE_S = 15.0
@@ -267,27 +264,10 @@ def parse_imports(output: str, modules: Sequence[str]) -> tuple[ModuleResult, ..
 
 
 def top_level_modules(image_folder: Path, manifest: str) -> list[str]:
-    """The importable top-level modules in an image's site-packages, sorted.
-
-    Packages (folders with an `__init__.py`), `.py` modules and extension modules count;
-    private names, dist-info folders, bytecode and test folders do not.
-    """
-    names = set()
-    for chunk in read_image(image_folder, manifest).chunks:
-        for path, *_ in chunk.files:
-            match = SITE_PACKAGES.match(path)
-            if not match:
-                continue
-            parts = path[match.end() :].split("/")
-            if len(parts) == 2 and parts[1] == "__init__.py":
-                names.add(parts[0])
-            elif len(parts) == 1 and parts[0].endswith(".py"):
-                names.add(parts[0].removesuffix(".py"))
-            elif len(parts) == 1 and (extension := EXTENSION_MODULE.match(parts[0])):
-                names.add(extension.group(1))
-    return sorted(
-        n for n in names if n.isidentifier() and not n.startswith("_") and n not in TEST_FOLDERS
-    )
+    """The importable top-level modules in an image's site-packages, sorted (see
+    pack.top_level_modules)."""
+    chunks = read_image(image_folder, manifest).chunks
+    return sorted({module for chunk in chunks for module in chunk.modules})
 
 
 def site_image(site: Path) -> tuple[Path, str]:

@@ -166,3 +166,22 @@ def test_pure_packages_the_start_does_not_import_are_lazy(tmp_path):
     # without a trace of the start, nothing is lazy
     eager = pack(prefix, tmp_path / "eager")
     assert not [c for c in manifest(eager)["chunks"] if c["lazy"]]
+
+
+def test_one_scanner_names_a_chunks_top_level_modules():
+    from lite_env.pack import top_level_modules
+
+    site = "lib/python3.14/site-packages"
+    paths = [
+        f"{site}/kitchen/__init__.py",
+        f"{site}/kitchen/sub/__init__.py",
+        f"{site}/six.py",
+        f"{site}/_cffi_backend.cpython-314-wasm32-emscripten.so",
+        f"{site}/fast.abi3.so",
+        f"{site}/tests/__init__.py",
+        f"{site}/kitchen-1.0.dist-info/METADATA",
+        f"{site}/data.txt",
+        "lib/libkitchen.so.1",
+        "share/kitchen/tool.py",
+    ]
+    assert top_level_modules(paths) == ["fast", "kitchen", "six"]
