@@ -20,7 +20,7 @@ from lite_env.site import LOADER_NAME
 PROBE = "bench-probe.mjs"
 PROBED_LOADER = "lite-env-probed.mjs"
 
-#: (anchor in lite-env's loader.mjs, replacement): marks around the image.
+#: (anchor in lite-env's lite-env.mjs, replacement): marks around the image.
 LOADER_MARKS = (
     (
         "writeImage(FS, (await image.catch(() => ({ chunks: [] }))).chunks);",

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
-from lite_env.files import read_json
+from lite_env.files import read_json, write_atomically
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import write_pyodide_lock
+from lite_env.pyodide_node import PROGRAMS
 from lite_env.snapshot import Snapshot
 
 #: The runtime files a browser loads, from the `python` package's share/pyodide/.
@@ -34,7 +35,7 @@ RUNTIME_FILES = (
     "python_stdlib.zip",
     "pyodide-lock.json",
 )
-LOADER = Path(__file__).with_name("loader.mjs")
+LOADER = Path(__file__).with_name("lite-env.mjs")
 LOADER_NAME = "lite-env.mjs"
 PYODIDE_DIR = Path("static") / "pyodide"
 IMAGE_DIR = Path("static") / "lite-env"
@@ -135,7 +136,7 @@ def add_environment(
         shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
     lock_url = f"./{lock.relative_to(site).as_posix()}"
     if mode == "image":
-        shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)
+        write_loader(site / PYODIDE_DIR)
         settings = {
             "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
             "loadPyodideOptions": {
@@ -160,6 +161,14 @@ def add_environment(
     settings["disablePyPIFallback"] = not options.allow_pypi
     _set_kernel_settings(site / "jupyter-lite.json", settings)
     return Site(site, settings)
+
+
+def write_loader(folder: Path) -> Path:
+    """Write lite-env's loader into `folder` (beside pyodide.mjs), with the lazy finder
+    (lite_env/in_pyodide/lazy_finder.py) in place of its placeholder."""
+    finder = (PROGRAMS / "lazy_finder.py").read_text() + "\nmain()\ndel LiteEnvLazyChunks, main\n"
+    text = LOADER.read_text().replace('"@lazy_finder@"', json.dumps(finder))
+    return write_atomically(folder / LOADER_NAME, text)
 
 
 def _jupyter_lite_build(

@@ -161,12 +161,12 @@ def served(folder: Path) -> Iterator[str]:
 def runtime_folder(prefix: Path, folder: Path) -> Path:
     """Pyodide's files and the loader side by side, as a site's static/pyodide/ has them."""
     from lite_env.pyodide_node import RUNTIME_DIR
-    from lite_env.site import LOADER, LOADER_NAME, RUNTIME_FILES
+    from lite_env.site import RUNTIME_FILES, write_loader
 
     folder.mkdir(parents=True)
     for name in RUNTIME_FILES:
         (folder / name).symlink_to(prefix / RUNTIME_DIR / name)
-    shutil.copyfile(LOADER, folder / LOADER_NAME)  # node resolves symlinked modules to their target
+    write_loader(folder)  # a file: node resolves symlinked modules to their target
     return folder
 
 

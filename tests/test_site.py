@@ -16,7 +16,7 @@ import pytest
 from conftest import kernel_settings, run_in_site
 
 from lite_env.pyodide_node import run_python_with_loader
-from lite_env.site import LOADER, LOADER_NAME
+from lite_env.site import LOADER_NAME, write_loader
 
 pytestmark = pytest.mark.slow
 
@@ -176,7 +176,7 @@ def test_lock_mode_needs_no_loader(tmp_path, default_environment, cache_dir):
     options = settings["loadPyodideOptions"]
     assert {"ipython", "jedi", "sympy", "pyodide-kernel"} <= set(options["packages"])
     # the loader passes options through untouched when there is no image: use it to boot
-    shutil.copyfile(LOADER, site / "static" / "pyodide" / LOADER_NAME)
+    write_loader(site / "static" / "pyodide")
     options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads files
     done = run_python_with_loader(
         site / "static" / "pyodide",

@@ -110,49 +110,8 @@ function fetchSync(url) {
 
 // The finder's state is safe to leave in a running kernel: it holds names and URLs, and a
 // chunk is written once (checked against the manifest's sha256 like every other chunk).
-const LAZY_FINDER = `
-import hashlib, importlib, sys, zlib
-from importlib.abc import MetaPathFinder
-
-import _lite_env_lazy
-from pyodide.ffi import to_js
-
-
-class LiteEnvLazyChunks(MetaPathFinder):
-    """Writes a lite-env image chunk on the first import of one of its top-level modules
-    (lite-env's loader installed this; the chunks' dist-info was written at start)."""
-
-    def __init__(self):
-        self.written = set()
-        self.pending = {}
-        for file, url, sha256, modules in _lite_env_lazy.chunks().to_py():
-            for module in modules:
-                self.pending.setdefault(module, []).append((file, url, sha256))
-
-    def find_spec(self, fullname, path=None, target=None):
-        self._write(fullname.partition(".")[0])
-        return None
-
-    def _write(self, key):
-        chunks = self.pending.get(key)
-        if not chunks:
-            return
-        for file, url, sha256 in chunks:
-            if file in self.written or _lite_env_lazy.writeFetched(file):
-                self.written.add(file)
-                continue
-            data = _lite_env_lazy.fetch(url).to_bytes()
-            if hashlib.sha256(data).hexdigest() != sha256:
-                raise ImportError(f"lite-env: chunk {file} is corrupt; rebuild or redeploy the site")
-            _lite_env_lazy.write(file, to_js(zlib.decompress(data, 31)))
-            self.written.add(file)
-        del self.pending[key]  # only now: a failed fetch is tried again by the next import
-        importlib.invalidate_caches()
-
-
-sys.meta_path.insert(0, LiteEnvLazyChunks())
-del LiteEnvLazyChunks
-`;
+// lite_env/in_pyodide/lazy_finder.py, put here by the site build (lite_env.site.loader_source).
+const LAZY_FINDER = "@lazy_finder@";
 
 /** Import the modules (a restored snapshot holds them already); the kernel reports failures. */
 function importModules(pyodide, names) {

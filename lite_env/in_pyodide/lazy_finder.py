@@ -1,0 +1,55 @@
+"""The lazy chunks' finder, installed at the head of sys.meta_path by lite-env's loader.
+
+It runs in the browser's worker: lite_env.site puts it into lite-env.mjs, which runs `main`
+once the image's eager chunks are written. `_lite_env_lazy` is the loader's bridge (the
+chunks, a synchronous fetch, and the writer of a chunk's files).
+"""
+
+import hashlib
+import importlib
+import sys
+import zlib
+from importlib.abc import MetaPathFinder
+
+
+class LiteEnvLazyChunks(MetaPathFinder):
+    """Writes a lite-env image chunk on the first import of one of its top-level modules
+    (lite-env's loader installed this; the chunks' dist-info was written at start)."""
+
+    def __init__(self, bridge, to_js):
+        self.bridge, self.to_js = bridge, to_js
+        self.written = set()
+        self.pending = {}
+        for file, url, sha256, modules in bridge.chunks().to_py():
+            for module in modules:
+                self.pending.setdefault(module, []).append((file, url, sha256))
+
+    def find_spec(self, fullname, path=None, target=None):
+        self._write(fullname.partition(".")[0])
+        return None
+
+    def _write(self, key):
+        chunks = self.pending.get(key)
+        if not chunks:
+            return
+        for file, url, sha256 in chunks:
+            if file in self.written or self.bridge.writeFetched(file):
+                self.written.add(file)
+                continue
+            data = self.bridge.fetch(url).to_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise ImportError(
+                    f"lite-env: chunk {file} is corrupt; rebuild or redeploy the site"
+                )
+            self.bridge.write(file, self.to_js(zlib.decompress(data, 31)))
+            self.written.add(file)
+        del self.pending[key]  # only now: a failed fetch is tried again by the next import
+        importlib.invalidate_caches()
+
+
+def main():
+    """Put the finder at the head of sys.meta_path."""
+    import _lite_env_lazy
+    from pyodide.ffi import to_js
+
+    sys.meta_path.insert(0, LiteEnvLazyChunks(_lite_env_lazy, to_js))
