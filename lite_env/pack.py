@@ -17,6 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from rattler import PrefixRecord
 
@@ -86,6 +87,16 @@ class PackRules:
         )
 
 
+class ChunkFile(NamedTuple):
+    """One file of a chunk: its prefix path, where its bytes are in the unpacked chunk, and
+    its mode."""
+
+    path: str
+    offset: int
+    size: int
+    mode: int
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One package's files in the image."""
@@ -97,7 +108,7 @@ class Chunk:
     sha256: str
     size: int
     raw_size: int
-    files: tuple[tuple[str, int, int, int], ...]  # path, offset, size, mode
+    files: tuple[ChunkFile, ...]
     symlinks: tuple[tuple[str, str], ...]  # path, target
     dropped: tuple[tuple[str, int], ...]  # path, size
     #: its top-level modules when it is written on their first import; () when it is written
@@ -107,7 +118,7 @@ class Chunk:
     @property
     def modules(self) -> list[str]:
         """The chunk's importable top-level modules (see top_level_modules)."""
-        return top_level_modules(path for path, *_ in self.files)
+        return top_level_modules(file.path for file in self.files)
 
 
 @dataclass(frozen=True)
@@ -197,7 +208,7 @@ def read_image(folder: Path, manifest: str) -> Image:
             sha256=c["sha256"],
             size=c["size"],
             raw_size=c["raw_size"],
-            files=tuple(tuple(f) for f in c["files"]),
+            files=tuple(ChunkFile(*f) for f in c["files"]),
             symlinks=tuple(tuple(s) for s in c["symlinks"]),
             dropped=(),
             lazy=tuple(c.get("lazy", ())),
@@ -292,7 +303,7 @@ def _pack_entries(
             symlinks.append((path, content))
             continue
         mode = 0o755 if path in executable else 0o644
-        files.append((path, len(blob), len(content), mode))
+        files.append(ChunkFile(path, len(blob), len(content), mode))
         blob += content
     compressed = gzip.compress(bytes(blob), compresslevel=GZIP_LEVEL, mtime=0)
     digest = hashlib.sha256(compressed).hexdigest()
@@ -324,7 +335,7 @@ def _chunk_json(chunk: Chunk) -> dict:
         "raw_size": chunk.raw_size,
         "files": [list(f) for f in chunk.files],
         "symlinks": [list(s) for s in chunk.symlinks],
-        "dynlibs": sorted(path for path, *_ in (*chunk.files, *chunk.symlinks) if is_dynlib(path)),
+        "dynlibs": sorted(path for path in _paths(chunk) if is_dynlib(path)),
         "lazy": list(chunk.lazy),
     }
 
@@ -337,7 +348,7 @@ def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
     modules being imported at start.
     """
     modules = set()
-    for path, *_ in (*chunk.files, *chunk.symlinks):
+    for path in _paths(chunk):
         match = SITE_PACKAGES_FILE.fullmatch(path)
         if match is None or is_dynlib(path) or path.endswith(".pth"):
             return ()
@@ -350,6 +361,11 @@ def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
     if not modules or modules & set(started):
         return ()
     return tuple(sorted(modules))
+
+
+def _paths(chunk: Chunk) -> list[str]:
+    """The paths of a chunk's files and symlinks."""
+    return [file.path for file in chunk.files] + [path for path, _ in chunk.symlinks]
 
 
 def top_level_modules(paths: Iterable[str]) -> list[str]:

@@ -80,12 +80,8 @@ class Build:
 
     def warnings(self) -> list[str]:
         """What the build met that is worth a warning: sources that did not compile, modules
-        that did not import for bytecode or for the snapshot."""
-        snapshot = self.prepared.snapshot
-        return [
-            *(f"bytecode: {problem}" for problem in self.prepared.bytecode_problems),
-            *(f"snapshot: {failure}" for failure in (snapshot.failed if snapshot else ())),
-        ]
+        that did not import for bytecode (the snapshot's misses are in Snapshot.failed)."""
+        return [f"bytecode: {problem}" for problem in self.prepared.bytecode_problems]
 
     def to_json(self) -> dict:
         """The build's summary (`lite-env build --json`)."""
@@ -278,7 +274,7 @@ def _provided_names(lock: Lock, image: Image) -> list[str]:
     """The environment's package names, as conda and as PyPI (its dist-info folders) spell them."""
     names = {r.name.normalized for r in lock.records}
     for chunk in image.chunks:
-        for path, *_ in chunk.files:
+        for path in (file.path for file in chunk.files):
             folder = path.split("/")[-2] if "/" in path else ""
             if folder.endswith(".dist-info"):
                 names.add(canonicalize_name(folder.removesuffix(".dist-info").rsplit("-", 1)[0]))

@@ -51,19 +51,19 @@ def write_pyodide_lock(
             packages[key] = _entry(chunk, chunk.file, chunk.sha256, entry_depends, "site")
             continue
         blob = gzip.decompress((image.folder / chunk.file).read_bytes())
-        libraries = [f for f in chunk.files if _is_library(f[0])]
-        by_path = {f[0]: f for f in libraries}
+        libraries = [f for f in chunk.files if _is_library(f.path)]
+        by_path = {f.path: f for f in libraries}
         for link, target in chunk.symlinks:  # Pyodide's loader keeps no symlinks: copy
             resolved = by_path.get(f"lib/{target}")
             if _is_library(link) and resolved:
-                libraries.append((link, *resolved[1:]))
+                libraries.append(resolved._replace(path=link))
         if libraries:
             name = f"{key}-libs"
             archive = _zip(out_dir, name, chunk.version, blob, libraries, strip=1)
             packages[name] = _entry(chunk, archive.name, sha256(archive), [], "dynlib", name)
             packages[name]["package_type"] = "shared_library"
             entry_depends.append(name)
-        site_files = [f for f in chunk.files if _in_site_packages(f[0])]
+        site_files = [f for f in chunk.files if _in_site_packages(f.path)]
         if site_files:
             archive = _zip(
                 out_dir, chunk.package, chunk.version, blob, site_files, SITE_PACKAGES_PARTS
@@ -104,7 +104,7 @@ def _entry(
 
 def _zip(out_dir, name, version, blob, files, strip: int) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(b"".join(blob[o : o + s] for _, o, s, _ in files)).hexdigest()
+    digest = hashlib.sha256(b"".join(blob[f.offset : f.offset + f.size] for f in files)).hexdigest()
     path = out_dir / f"{name}-{version}-{digest[:16]}.zip"
     if not path.exists():
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -39,8 +39,11 @@ def site(built) -> Path:
 
 def test_the_snapshot_holds_the_modules_it_lists_and_nothing_unsafe(built, site):
     snapshot = built.prepared.snapshot
-    assert snapshot is not None and not snapshot.failed
-    assert "IPython.core.interactiveshell" in snapshot.modules
+    assert snapshot is not None
+    # a module that failed to import is reported, not listed (the start's trace names a few
+    # that only the kernel's own imports bring in)
+    assert not {failure.split(":")[0] for failure in snapshot.failed} & set(snapshot.modules)
+    assert {"IPython", "IPython.core.interactiveshell", "jedi", "comm"} <= set(snapshot.modules)
     assert not [m for m in snapshot.modules if m.split(".")[0] in UNSNAPSHOTTABLE]
     # restored without any import of the loader's: every listed module is already there
     probe = f"import sys\nprint(sorted(set({list(snapshot.modules)!r}) - set(sys.modules)))"
