@@ -238,6 +238,21 @@ def test_pip_entries_lock_and_install_without_pypi_afterwards(lite_env, project,
     assert (tmp_path / "prefix" / "lib" / "python3.14" / "site-packages" / "six.py").exists()
 
 
+def test_a_pip_entry_with_only_a_runtime_wheel_locks_and_installs(lite_env, project, tmp_path):
+    env = project / "environment.yml"
+    env.write_text(env.read_text() + "  - pip:\n    - msgpack==1.2.4\n")
+    result = lite_env("lock", env)
+    assert result.code == 0, result.stderr
+    lock = (project / "environment.lock").read_text()
+    assert f"msgpack-1.2.4-cp314-cp314-{WHEEL_PLATFORM}.whl" in lock
+    assert "- conda: ./.lite-env/pypi/emscripten-wasm32/msgpack-1.2.4-py314h" in lock
+    shutil.rmtree(project / ".lite-env")
+    result = lite_env("install", "--locked", "-p", tmp_path / "prefix", env)
+    assert result.code == 0, result.stderr
+    site = tmp_path / "prefix" / "lib" / "python3.14" / "site-packages"
+    assert (site / "msgpack" / "_cmsgpack.cpython-314-wasm32-emscripten.so").exists()
+
+
 def test_serving_the_channel_gives_the_same_solution_as_the_folder(
     lite_env, project, small_channel
 ):
