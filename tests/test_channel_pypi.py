@@ -142,6 +142,7 @@ def test_a_project_without_a_pure_wheel_gets_its_wheel_for_the_runtime_abi(lite_
         "msgpack": "msgpack-1.2.4-cp314-cp314-pyemscripten_2026_0_wasm32.whl",
         "six": "six-1.17.0-py2.py3-none-any.whl",  # a pure wheel stays noarch
     }
+    (tmp_path / "cache" / "wheels" / files["msgpack"]).unlink()  # the build fetches the pin
     result = lite_env("channel", "build", recipes, "-o", tmp_path / "channel")
     assert result.code == 0, result.stderr
     channel = tmp_path / "channel"

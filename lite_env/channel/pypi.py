@@ -18,7 +18,14 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from lite_env.channel.wheel import PYTHON_ABI, Wheel, conda_name, conda_spec, read_wheel
+from lite_env.channel.wheel import (
+    PYTHON_ABI,
+    RUNTIME_TAGS,
+    Wheel,
+    conda_name,
+    conda_spec,
+    read_wheel,
+)
 from lite_env.errors import LiteEnvError
 from lite_env.solve import WHEEL_PLATFORM
 
@@ -183,10 +190,11 @@ class WheelStore:
     def path(self, pin: WheelPin) -> Path:
         return self.folder / pin.file
 
-    def download(self, requirements: Sequence[str]) -> list[WheelPin]:
+    def download(self, requirements: Sequence[str], compiled: Sequence[str] = ()) -> list[WheelPin]:
         """Download the newest wheel for each requirement (no dependencies): a pure one, or
-        for a project without any, one compiled for the runtime (PEP 783)."""
-        pure, compiled = list(requirements), []
+        for a project without any, one compiled for the runtime (PEP 783); only the latter
+        for the `compiled` requirements."""
+        pure, compiled = list(requirements), list(compiled)
         with tempfile.TemporaryDirectory(dir=self.folder) as scratch:
             while pure and (missing := _pip_download(pure, Path(scratch), PIP_TARGET)):
                 pure.remove(missing)
@@ -204,9 +212,13 @@ class WheelStore:
     def fetch(self, pins: Sequence[WheelPin]) -> list[Path]:
         """Make sure every pinned wheel is in the store, with its pinned sha256."""
         missing = [p for p in pins if not self._has(p)]
-        from_pypi = [f"{p.name}=={p.version}" for p in missing if p.inside is None]
+        from_pypi = [p for p in missing if p.inside is None]
+        compiled = {p for p in from_pypi if parse_wheel_filename(p.file)[3] & RUNTIME_TAGS}
         if from_pypi:
-            self.download(from_pypi)
+            self.download(
+                [f"{p.name}=={p.version}" for p in from_pypi if p not in compiled],
+                [f"{p.name}=={p.version}" for p in compiled],
+            )
         for source in sorted({p.inside for p in missing if p.inside is not None}):
             self.bundled(source)
         for pin in pins:
