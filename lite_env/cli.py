@@ -450,9 +450,12 @@ command(
     ),
     CACHE_DIR,
     description="Resolve PyPI requirements for Pyodide (markers evaluated for emscripten/wasm32,"
-    " Python 3.14), download the pure wheels and pin them (name, version, sha256) in"
-    " recipes/pypi.yaml. `channel build` then converts them into noarch conda packages. A"
-    " package without a pure wheel is refused: it needs a compiled recipe.",
+    " Python 3.14), download the wheels and pin them (name, version, sha256) in"
+    " recipes/pypi.yaml. `channel build` then converts them into conda packages: pure wheels"
+    " into noarch ones; for a project without a pure wheel, its PEP 783 wheel for the runtime's"
+    " ABI (pyemscripten_2026_0_wasm32) into an emscripten-wasm32 one. A project with neither is"
+    " refused: it needs a compiled recipe. A project that a recipe in recipes/ builds is not"
+    " taken from PyPI: the recipe wins.",
 )
 def cmd_channel_add_pypi(args: argparse.Namespace) -> None:
     added = add_pypi(

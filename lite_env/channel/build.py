@@ -8,24 +8,26 @@ from pathlib import Path
 
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import read_pins
-from lite_env.channel.pypi import convert_pinned_wheels
-from lite_env.channel.recipes import build_recipe, order_recipes
-
-RECIPE_FILE = "recipe.yaml"
+from lite_env.channel.pypi import WheelPin, convert_pinned_wheels
+from lite_env.channel.recipes import RECIPE_FILE, build_recipe, order_recipes, recipe_packages
+from lite_env.channel.wheel import conda_name
 
 
 @dataclass(frozen=True)
 class ChannelBuild:
-    """What a channel build produced: package files new in this build and those it kept."""
+    """What a channel build produced: package files new in this build and those it kept, and
+    the pinned wheels it skipped because a recipe builds the same package."""
 
     channel: Path
     built: tuple[Path, ...]
     kept: tuple[Path, ...]
+    skipped: tuple[WheelPin, ...] = ()
 
     def lines(self) -> list[str]:
-        """The packages built, then a summary line."""
+        """The packages built, the wheels skipped, then a summary line."""
         return [
             *(f"  + {package.relative_to(self.channel)}" for package in self.built),
+            *(f"  = {pin.file}: skipped, a recipe builds {pin.name}" for pin in self.skipped),
             f"{self.channel}: {len(self.built)} packages built, {len(self.kept)} kept",
         ]
 
@@ -40,7 +42,8 @@ def build_channel(
     """Build every recipe folder and every pinned wheel that the channel lacks, then index it.
 
     A package file already in the channel is never rebuilt: published files are immutable,
-    since locks refer to them by sha256.
+    since locks refer to them by sha256. A recipe wins over a pinned wheel of the same
+    package: that wheel is skipped.
     """
     channel_dir = channel_dir.absolute()
     before = set(channel_dir.glob("*/*.conda"))
@@ -50,11 +53,14 @@ def build_channel(
         outputs = build_recipe(recipe, channel_dir, cache_dir=cache_dir, report=report)
         if set(outputs) - before:
             index_channel(channel_dir)
+    from_recipes = recipe_packages(recipes_dir)
     pins = read_pins(recipes_dir)
-    if pins.wheels:
-        report(f"converting {len(pins.wheels)} wheels")
-        convert_pinned_wheels(pins.wheels, channel_dir, cache_dir=cache_dir)
+    wheels = [pin for pin in pins.wheels if conda_name(pin.name) not in from_recipes]
+    if wheels:
+        report(f"converting {len(wheels)} wheels")
+        convert_pinned_wheels(wheels, channel_dir, cache_dir=cache_dir)
     report("indexing")
     index_channel(channel_dir)
     after = set(channel_dir.glob("*/*.conda"))
-    return ChannelBuild(channel_dir, tuple(sorted(after - before)), tuple(sorted(before)))
+    skipped = tuple(pin for pin in pins.wheels if pin not in wheels)
+    return ChannelBuild(channel_dir, tuple(sorted(after - before)), tuple(sorted(before)), skipped)

@@ -7,16 +7,20 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from lite_env.channel.pypi import WheelPin, resolve
+from lite_env.channel.recipes import recipe_packages
+from lite_env.channel.wheel import conda_name
 from lite_env.errors import LiteEnvError
 from lite_env.files import write_atomically
 
 FILE_NAME = "pypi.yaml"
 HEADER = """\
-# PyPI wheels converted into noarch conda packages of this channel.
+# PyPI wheels converted into conda packages of this channel (noarch; emscripten-wasm32 for
+# PEP 783 wheels built for the runtime's ABI, taken when a project has no pure wheel).
 # Written by `lite-env channel add-pypi`; `lite-env channel build` fetches exactly these
 # files and checks their sha256. `requirements` is what was asked for, `wheels` the closure.
 """
@@ -69,17 +73,24 @@ def write_pins(recipes_dir: Path, pins: PypiPins) -> Path:
 
 @dataclass(frozen=True)
 class AddedPins:
-    """What `add_pypi` pinned: the pins file, the pins before and after."""
+    """What `add_pypi` pinned: the pins file, the pins before and after, and the requested
+    packages left to the recipes that build them."""
 
     path: Path
     before: PypiPins
     after: PypiPins
+    from_recipes: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
-        """The wheels new in the pins, then a summary line."""
+        """The requested packages a recipe builds, the wheels new in the pins, then a summary."""
         before = {(p.name, p.version) for p in self.before.wheels}
         new = [w for w in self.after.wheels if (w.name, w.version) not in before]
+        recipes = self.path.parent
         return [
+            *(
+                f"  = {n}: built by a recipe in {recipes}, not taken from PyPI"
+                for n in self.from_recipes
+            ),
             *(f"  + {wheel.name} {wheel.version}" for wheel in new),
             f"pinned {len(self.after.wheels)} wheels in {self.path};"
             " `lite-env channel build` converts them",
@@ -92,11 +103,24 @@ def add_pypi(
     """Resolve the pinned requirements plus these for Pyodide and write the pins again.
 
     Wheels already pinned are kept where they still fit; `find_in` names PyPI packages whose
-    data files ship wheels (the JupyterLite kernel's own).
+    data files ship wheels (the JupyterLite kernel's own). A package that a recipe in
+    `recipes_dir` builds is never taken from PyPI: the recipe wins.
     """
+    try:
+        asked = [conda_name(Requirement(requirement).name) for requirement in requirements]
+    except InvalidRequirement as error:
+        raise LiteEnvError("not a valid requirement", hint=str(error)) from None
     pins = read_pins(recipes_dir)
+    from_recipes = recipe_packages(recipes_dir)
     requirements = (*pins.requirements, *requirements)
     find_in = (*pins.find_in, *find_in)
-    wheels = resolve(requirements, cache_dir=cache_dir, preferred=pins.wheels, find_in=find_in)
+    wheels = resolve(
+        requirements,
+        cache_dir=cache_dir,
+        preferred=pins.wheels,
+        find_in=find_in,
+        provided=from_recipes,
+    )
     after = PypiPins(tuple(requirements), tuple(find_in), tuple(wheels))
-    return AddedPins(write_pins(recipes_dir, after), pins, after)
+    in_recipes = tuple(name for name in asked if name in from_recipes)
+    return AddedPins(write_pins(recipes_dir, after), pins, after, in_recipes)

@@ -78,6 +78,15 @@ def recipe_requirements(recipe_dir: Path) -> tuple[set[str], set[str]]:
     return provides, needs - provides
 
 
+def recipe_packages(recipes_dir: Path) -> set[str]:
+    """The names of the packages the recipes under recipes_dir build."""
+    return {
+        name
+        for path in recipes_dir.glob(f"*/{RECIPE_FILE}")
+        for name in recipe_requirements(path.parent)[0]
+    }
+
+
 def order_recipes(recipe_dirs: Sequence[Path]) -> list[Path]:
     """The recipe folders in build order: a recipe comes after those building its host
     (and build) requirements; otherwise in sorted order. A cycle is kept in sorted order."""
