@@ -573,6 +573,7 @@ def cmd_channel_toolchain(args: argparse.Namespace) -> None:
         "folder": str(toolchain.folder),
         "emscripten": toolchain.emscripten,
         "headers": toolchain.headers,
+        "libcxx": toolchain.libcxx,
         "include": str(toolchain.include),
         "platform": toolchain.platform,
         "abi": toolchain.abi,

@@ -3,14 +3,18 @@
 It is assembled from Debian's archive and PyPI only, under `cache_dir/toolchain/`:
 
     chroot/    Debian trixie made by mmdebstrap: emscripten 3.1.69 (clang 19), python3, make;
-               a build venv at /opt/lite-env/venv (setuptools, wheel, build, Cython, pip)
+               a build venv at /opt/lite-env/venv (setuptools, wheel, build, Cython, pip,
+               setuptools-scm, cppy);
+               its C++ headers replaced by the runtime's libc++ 21 headers (libcxx.py)
     python/    include/python3.14/ (CPython 3.14 headers from Debian's libpython3.14-dev, with a
                pyconfig.h rebuilt for wasm32 from the runtime's sysconfigdata) and sysconfig/
                (the runtime's `_sysconfigdata__emscripten_wasm32-emscripten.py`, its compiler
                and paths pointed at this toolchain: setuptools cross-compiles with it)
     bin/       wrappers a recipe's build script calls: emcc, em++, emar, emranlib, emconfigure,
                emmake, python (the build venv with the wasm32 sysconfig) and chroot-run
-    stamp.json what was built: Debian package versions, headers, runtime, wheels
+    cxx-check/ the runtime the C++ layout check (cxx_check.py) loads its probe into
+    stamp.json what was built: Debian package versions, headers, libc++ headers, runtime,
+               wheels, the C++ layout the check found
 
 The wrappers run their command in the chroot inside a private mount namespace, with the host
 folders the build works in (its current folder, $SRC_DIR, $PREFIX, $BUILD_PREFIX, $TMPDIR,
@@ -42,7 +46,7 @@ from lite_env.errors import LiteEnvError
 from lite_env.files import write_atomically
 
 #: Bumped when the layout or the way a part is made changes: every part is then rebuilt.
-FORMAT = 1
+FORMAT = 2
 #: The Debian release of the chroot. Its emscripten 3.1.69 is the oldest that matches Pyodide
 #: 314's ABI (wasm setjmp/longjmp, 64-bit time_t); bookworm's 3.1.6 is too old.
 SUITE = "trixie"
@@ -59,8 +63,16 @@ CHROOT_EXCLUDES = (
 HEADERS_PACKAGE = "libpython3.14-dev"
 HEADERS_SUITES = ("sid",)
 PYTHON_VERSION = "3.14"
-#: The build venv (Python 3.13 in the chroot): PEP 517 front ends, setuptools, Cython.
-BUILD_REQUIREMENTS = ("setuptools==84.2.1", "wheel==0.48.0", "build==1.6.1", "cython==3.3.1")
+#: The build venv (Python 3.13 in the chroot): PEP 517 front ends, setuptools, Cython, and
+#: the build requirements of C++ sdists: setuptools-scm (versions) and cppy (kiwisolver).
+BUILD_REQUIREMENTS = (
+    "setuptools==84.2.1",
+    "wheel==0.48.0",
+    "build==1.6.1",
+    "cython==3.3.1",
+    "setuptools-scm==10.3.4",
+    "cppy==1.3.1",
+)
 #: The runtime whose sysconfigdata configures the headers and setuptools: the npm tarball the
 #: pyodide-python recipe packages (same pin).
 RUNTIME_SPEC = "pyodide@314.0.7"
@@ -96,6 +108,7 @@ class Toolchain:
         sysconfig: the folder of the cross `_sysconfigdata__emscripten_wasm32-emscripten.py`.
         emscripten: the Debian version of emscripten in the chroot.
         headers: the Debian package and version the headers come from.
+        libcxx: the Debian package and version the C++ (libc++) headers come from.
         platform: the runtime's platform (`emscripten_5_0_3`).
         abi: the runtime's Pyodide ABI (`2026_0`).
         ext_suffix: extension module suffix (`.cpython-314-wasm32-emscripten.so`).
@@ -111,6 +124,7 @@ class Toolchain:
     platform: str
     abi: str
     ext_suffix: str
+    libcxx: str = ""
 
     @property
     def wheel_platform(self) -> str:
@@ -122,7 +136,7 @@ class Toolchain:
 
         EMCC/CC, EMXX/CXX, AR, RANLIB, EMCONFIGURE, EMMAKE: the wrappers; CFLAGS/CXXFLAGS and
         LDFLAGS: side-module flags (link a shared library with `$EMCC $LDFLAGS`);
-        LITE_ENV_PYTHON: Python 3.13 with setuptools, build, Cython and pip, cross-configured
+        LITE_ENV_PYTHON: Python 3.13 with the BUILD_REQUIREMENTS and pip, cross-configured
         for the runtime (`$LITE_ENV_PYTHON -m pip install . --no-build-isolation --no-deps
         --no-compile --target "$PREFIX/lib/python3.14/site-packages"` builds an unpacked sdist
         and installs it with its extension modules); the venv's bin/ (cython, ...) is on the
@@ -163,10 +177,14 @@ def ensure_toolchain(
     or built (no Debian mirror in the host's apt sources, mmdebstrap missing and not
     installable, pip or apt failing...).
     """
+    from lite_env.channel.cxx_check import check_cxx_layout
+    from lite_env.channel.libcxx import ensure_libcxx
+
     folder = cache_dir.absolute() / "toolchain"
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder / ".lock"):
         chroot = _ensure_chroot(folder, report)
+        libcxx = ensure_libcxx(folder, chroot, report)
         runtime = _ensure_runtime(folder, cache_dir.absolute(), report)
         headers = _ensure_headers(folder, runtime, report)
         toolchain = Toolchain(
@@ -180,15 +198,26 @@ def ensure_toolchain(
             platform=runtime["platform"],
             abi=runtime["abi"],
             ext_suffix=runtime["ext_suffix"],
+            libcxx=libcxx["wanted"]["package"],
         )
         _write_wrappers(toolchain, runtime)
         venv = _ensure_venv(folder, chroot, report)
+        cxx = check_cxx_layout(
+            folder,
+            toolchain.bin / "em++",
+            lambda: _runtime_tarball(cache_dir.absolute()),
+            flags=f"{CFLAGS} {LDFLAGS}",
+            inputs={"chroot": chroot["packages"], "libcxx": libcxx, "runtime": runtime["wanted"]},
+            report=report,
+        )
         stamp = {
             "format": FORMAT,
             "suite": SUITE,
             "emscripten": toolchain.emscripten,
             "packages": chroot["packages"],
             "headers": headers,
+            "libcxx": libcxx,
+            "cxx_layout": cxx["layout"],
             "runtime": runtime,
             "wheels": venv["wheels"],
             "cflags": CFLAGS,
@@ -419,13 +448,8 @@ def _ensure_runtime(folder: Path, cache_dir: Path, report: Callable[[str], None]
     stamp = _read_json(target / "runtime.json")
     if stamp and stamp.get("wanted") == wanted and (target / f"{SYSCONFIGDATA}.py").is_file():
         return stamp
-    from lite_env.channel.recipes import NpmSource, fetch_npm_source
-
     report(f"reading the runtime's sysconfigdata from {RUNTIME_SPEC}")
-    tarball = fetch_npm_source(
-        NpmSource(RUNTIME_SPEC, RUNTIME_FILE, RUNTIME_SHA256), cache_dir=cache_dir
-    )
-    with tarfile.open(tarball) as archive:
+    with tarfile.open(_runtime_tarball(cache_dir)) as archive:
         stdlib = archive.extractfile("package/python_stdlib.zip").read()  # type: ignore[union-attr]
         lock = json.load(archive.extractfile("package/pyodide-lock.json"))  # type: ignore[arg-type]
     with zipfile.ZipFile(io.BytesIO(stdlib)) as stdlib_zip:
@@ -446,6 +470,15 @@ def _ensure_runtime(folder: Path, cache_dir: Path, report: Callable[[str], None]
     }
     _write_json(target / "runtime.json", stamp)
     return stamp
+
+
+def _runtime_tarball(cache_dir: Path) -> Path:
+    """The runtime's npm tarball in the cache (fetched and checked first when needed)."""
+    from lite_env.channel.recipes import NpmSource, fetch_npm_source
+
+    return fetch_npm_source(
+        NpmSource(RUNTIME_SPEC, RUNTIME_FILE, RUNTIME_SHA256), cache_dir=cache_dir
+    )
 
 
 def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) -> dict:
