@@ -195,20 +195,24 @@ def compiled(tmp_path_factory, cache_dir, toolchain):
     channel = build_channel(recipes, folder / "channel", cache_dir=cache_dir).channel
     pytest_wheels = resolve(["pytest==9.2.0"], cache_dir=cache_dir)
     convert_pinned_wheels(pytest_wheels, channel, cache_dir=cache_dir)
-    conda_package(channel, "upstream-suites", "1.0", files=upstream_suites(cache_dir))
+    suites = upstream_suites(
+        cache_dir, {"markupsafe": ("tests/", "pyproject.toml"), "pyyaml": ("tests/",)}
+    )
+    conda_package(channel, "upstream-suites", "1.0", files=suites)
     index_channel(channel)
     return channel
 
 
-def upstream_suites(cache_dir: Path) -> dict[str, bytes]:
-    """The test suites of the markupsafe and pyyaml sdists, under share/lite-env-suites/."""
+def upstream_suites(cache_dir: Path, keep: dict[str, tuple[str, ...]]) -> dict[str, bytes]:
+    """Files of recipes' sdists (recipe name: path prefixes kept), under
+    share/lite-env-suites/<name>/."""
     files = {}
-    for name, keep in (("markupsafe", ("tests/", "pyproject.toml")), ("pyyaml", ("tests/",))):
+    for name, prefixes in keep.items():
         [source] = recipe_sources(RECIPES / name)
         with tarfile.open(fetch_source(source, cache_dir=cache_dir)) as sdist:
             for member in sdist.getmembers():
                 path = member.name.split("/", 1)[-1]
-                if member.isfile() and path.startswith(keep):
+                if member.isfile() and path.startswith(prefixes):
                     files[f"{SUITES}/{name}/{path}"] = sdist.extractfile(member).read()
     return files
 
@@ -217,9 +221,15 @@ def upstream_suites(cache_dir: Path) -> dict[str, bytes]:
 def image(compiled, tmp_path_factory, cache_dir):
     """An environment with both packages, pytest and the suites: installed and packed."""
     folder = tmp_path_factory.mktemp("compiled-image")
+    packages = ("markupsafe", "pyyaml", "pytest", "upstream-suites")
+    return packed_image(compiled, packages, folder, cache_dir)
+
+
+def packed_image(channel: Path, packages: tuple[str, ...], folder: Path, cache_dir: Path):
+    """Python 3.14 and the packages from the channel, installed and packed (suites kept):
+    (the runtime's folder with the loader, the image, the names of the packages solved)."""
     (folder / "environment.yml").write_text(
-        f"channels: [{compiled}]\n"
-        "dependencies: [python 3.14.*, markupsafe, pyyaml, pytest, upstream-suites]\n"
+        f"channels: [{channel}]\ndependencies: [python 3.14.*, {', '.join(packages)}]\n"
     )
     records = solve(read_spec(folder / "environment.yml"), cache_dir=cache_dir)
     prefix = install_prefix(records, folder / "prefix", cache_dir=cache_dir)

@@ -4,12 +4,19 @@ layout check), and kiwisolver, a C++ recipe, built and tested in Pyodide from an
 from __future__ import annotations
 
 import json
-import tarfile
 import time
 
 import pytest
-from conftest import REPOSITORY, conda_package, runtime_folder
-from test_compiled import PYTEST_DRIVER, SITE, SUITES, run_in_pyodide, suite_result
+from conftest import REPOSITORY, conda_package
+from test_compiled import (
+    PYTEST_DRIVER,
+    SITE,
+    SUITES,
+    packed_image,
+    run_in_pyodide,
+    suite_result,
+    upstream_suites,
+)
 
 from lite_env.channel.build import build_channel, convert_pinned_wheels
 from lite_env.channel.cxx_check import (
@@ -22,13 +29,8 @@ from lite_env.channel.cxx_check import (
 from lite_env.channel.index import index_channel
 from lite_env.channel.libcxx import tree_sha256
 from lite_env.channel.pypi import resolve
-from lite_env.channel.recipes import fetch_source, recipe_sources
 from lite_env.channel.toolchain import CFLAGS, LDFLAGS, RUNTIME_FILE, ensure_toolchain
 from lite_env.errors import LiteEnvError
-from lite_env.install import install_prefix
-from lite_env.pack import PackRules, pack
-from lite_env.solve import solve
-from lite_env.spec import read_spec
 
 KIWISOLVER = REPOSITORY / "recipes" / "kiwisolver"
 EXT = f"{SITE}/kiwisolver/_cext.cpython-314-wasm32-emscripten.so"
@@ -141,13 +143,7 @@ def kiwisolver_channel(tmp_path_factory, cache_dir, toolchain):
     convert_pinned_wheels(
         resolve(["pytest==9.2.0"], cache_dir=cache_dir), channel, cache_dir=cache_dir
     )
-    [source] = recipe_sources(KIWISOLVER)
-    files = {}
-    with tarfile.open(fetch_source(source, cache_dir=cache_dir)) as sdist:
-        for member in sdist.getmembers():
-            path = member.name.split("/", 1)[-1]
-            if member.isfile() and path.startswith("py/tests/"):
-                files[f"{SUITES}/kiwisolver/{path}"] = sdist.extractfile(member).read()
+    files = upstream_suites(cache_dir, {"kiwisolver": ("py/tests/",)})
     conda_package(channel, "kiwisolver-suite", "1.0", files=files)
     index_channel(channel)
     return channel
@@ -156,14 +152,8 @@ def kiwisolver_channel(tmp_path_factory, cache_dir, toolchain):
 @pytest.fixture(scope="module")
 def kiwisolver_image(kiwisolver_channel, tmp_path_factory, cache_dir):
     folder = tmp_path_factory.mktemp("cxx-image")
-    (folder / "environment.yml").write_text(
-        f"channels: [{kiwisolver_channel}]\n"
-        "dependencies: [python 3.14.*, kiwisolver, pytest, kiwisolver-suite]\n"
-    )
-    records = solve(read_spec(folder / "environment.yml"), cache_dir=cache_dir)
-    prefix = install_prefix(records, folder / "prefix", cache_dir=cache_dir)
-    image = pack(prefix, folder / "image", rules=PackRules(keep=(f"{SUITES}/**",)))
-    return runtime_folder(prefix, folder / "runtime"), image, {r.name.normalized for r in records}
+    packages = ("kiwisolver", "pytest", "kiwisolver-suite")
+    return packed_image(kiwisolver_channel, packages, folder, cache_dir)
 
 
 @pytest.mark.slow
