@@ -30,6 +30,7 @@ BASE = frozenset(
         "lite_env.kernel",
         "lite_env.options",
         "lite_env.platform",
+        "lite_env.pyodide_node",
         "lite_env.verify",
     }
 )

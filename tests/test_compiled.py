@@ -12,6 +12,7 @@ from conftest import REPOSITORY, conda_package, runtime_folder, served
 
 from lite_env.channel import toolchain as toolchain_module
 from lite_env.channel.build import build_channel
+from lite_env.channel.debian import debian_mirror
 from lite_env.channel.index import index_channel
 from lite_env.channel.pypi import convert_pinned_wheels, resolve
 from lite_env.channel.recipes import (
@@ -21,12 +22,7 @@ from lite_env.channel.recipes import (
     recipe_sources,
 )
 from lite_env.channel.sources import PypiSource
-from lite_env.channel.toolchain import (
-    cross_sysconfigdata,
-    debian_mirror,
-    ensure_toolchain,
-    wasm_pyconfig,
-)
+from lite_env.channel.toolchain import cross_sysconfigdata, ensure_toolchain, wasm_pyconfig
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.pack import PackRules, pack
@@ -177,7 +173,7 @@ def test_a_second_toolchain_setup_is_cached(toolchain, cache_dir, monkeypatch):
     def no_tool(command, **kwargs):
         raise AssertionError(f"the cached toolchain ran {command[0]}")
 
-    monkeypatch.setattr(toolchain_module, "_run", no_tool)
+    monkeypatch.setattr(toolchain_module, "run", no_tool)
     monkeypatch.setattr(toolchain_module, "fetch_npm_source", no_tool)
     again = ensure_toolchain(cache_dir)
     assert again == toolchain
@@ -198,20 +194,24 @@ def compiled(tmp_path_factory, cache_dir, toolchain):
     channel = build_channel(recipes, folder / "channel", cache_dir=cache_dir).channel
     pytest_wheels = resolve(["pytest==9.2.0"], cache_dir=cache_dir)
     convert_pinned_wheels(pytest_wheels, channel, cache_dir=cache_dir)
-    conda_package(channel, "upstream-suites", "1.0", files=upstream_suites(cache_dir))
+    suites = upstream_suites(
+        cache_dir, {"markupsafe": ("tests/", "pyproject.toml"), "pyyaml": ("tests/",)}
+    )
+    conda_package(channel, "upstream-suites", "1.0", files=suites)
     index_channel(channel)
     return channel
 
 
-def upstream_suites(cache_dir: Path) -> dict[str, bytes]:
-    """The test suites of the markupsafe and pyyaml sdists, under share/lite-env-suites/."""
+def upstream_suites(cache_dir: Path, keep: dict[str, tuple[str, ...]]) -> dict[str, bytes]:
+    """Files of recipes' sdists (recipe name: path prefixes kept), under
+    share/lite-env-suites/<name>/."""
     files = {}
-    for name, keep in (("markupsafe", ("tests/", "pyproject.toml")), ("pyyaml", ("tests/",))):
+    for name, prefixes in keep.items():
         [source] = recipe_sources(RECIPES / name)
         with tarfile.open(fetch_source(source, cache_dir=cache_dir)) as sdist:
             for member in sdist.getmembers():
                 path = member.name.split("/", 1)[-1]
-                if member.isfile() and path.startswith(keep):
+                if member.isfile() and path.startswith(prefixes):
                     files[f"{SUITES}/{name}/{path}"] = sdist.extractfile(member).read()
     return files
 
@@ -220,9 +220,15 @@ def upstream_suites(cache_dir: Path) -> dict[str, bytes]:
 def image(compiled, tmp_path_factory, cache_dir):
     """An environment with both packages, pytest and the suites: installed and packed."""
     folder = tmp_path_factory.mktemp("compiled-image")
+    packages = ("markupsafe", "pyyaml", "pytest", "upstream-suites")
+    return packed_image(compiled, packages, folder, cache_dir)
+
+
+def packed_image(channel: Path, packages: tuple[str, ...], folder: Path, cache_dir: Path):
+    """Python 3.14 and the packages from the channel, installed and packed (suites kept):
+    (the runtime's folder with the loader, the image, the names of the packages solved)."""
     (folder / "environment.yml").write_text(
-        f"channels: [{compiled}]\n"
-        "dependencies: [python 3.14.*, markupsafe, pyyaml, pytest, upstream-suites]\n"
+        f"channels: [{channel}]\ndependencies: [python 3.14.*, {', '.join(packages)}]\n"
     )
     records = solve(read_spec(folder / "environment.yml"), cache_dir=cache_dir)
     prefix = install_prefix(records, folder / "prefix", cache_dir=cache_dir)

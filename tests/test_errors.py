@@ -14,7 +14,8 @@ import pytest
 
 from lite_env.addon import LiteEnvAddon
 from lite_env.bytecode import run_result
-from lite_env.channel.toolchain import AptArchive, deb_version, run_checked
+from lite_env.channel.debian import AptArchive, deb_version
+from lite_env.channel.host import run_checked
 from lite_env.errors import LiteEnvError
 from lite_env.kernel import KERNEL_PLUGIN
 from lite_env.options import BuildOptions

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import rattler_build
 
+from lite_env.channel.debian import AptArchive
 from lite_env.channel.sources import (
     DebianSource,
     NpmSource,
@@ -30,7 +31,7 @@ from lite_env.channel.sources import (
     fetch_pypi_source,
     pinned_file,
 )
-from lite_env.channel.toolchain import SUITE, AptArchive, ensure_toolchain
+from lite_env.channel.toolchain import SUITE, ensure_toolchain
 from lite_env.errors import LiteEnvError
 from lite_env.files import atomic_path
 from lite_env.platform import PLATFORM

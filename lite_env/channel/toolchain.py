@@ -3,14 +3,18 @@
 It is assembled from Debian's archive and PyPI only, under `cache_dir/toolchain/`:
 
     chroot/    Debian trixie made by mmdebstrap: emscripten 3.1.69 (clang 19), python3, make;
-               a build venv at /opt/lite-env/venv (setuptools, wheel, build, Cython, pip)
+               a build venv at /opt/lite-env/venv (setuptools, wheel, build, Cython, pip,
+               setuptools-scm, cppy);
+               its C++ headers replaced by the runtime's libc++ 21 headers (libcxx.py)
     python/    include/python3.14/ (CPython 3.14 headers from Debian's libpython3.14-dev, with a
                pyconfig.h rebuilt for wasm32 from the runtime's sysconfigdata) and sysconfig/
                (the runtime's `_sysconfigdata__emscripten_wasm32-emscripten.py`, its compiler
                and paths pointed at this toolchain: setuptools cross-compiles with it)
     bin/       wrappers a recipe's build script calls: emcc, em++, emar, emranlib, emconfigure,
                emmake, python (the build venv with the wasm32 sysconfig) and chroot-run
-    stamp.json what was built: Debian package versions, headers, runtime, wheels
+    cxx-check/ the runtime the C++ layout check (cxx_check.py) loads its probe into
+    stamp.json what was built: Debian package versions, headers, libc++ headers, runtime,
+               wheels, the C++ layout the check found
 
 The wrappers run their command in the chroot inside a private mount namespace, with the host
 folders the build works in (its current folder, $SRC_DIR, $PREFIX, $BUILD_PREFIX, $TMPDIR,
@@ -29,21 +33,24 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lite_env.channel.cxx_check import check_cxx_layout
+from lite_env.channel.debian import AptArchive, deb_version, debian_mirror
+from lite_env.channel.host import clean_env, read_stamp, run, run_checked, write_stamp
+from lite_env.channel.libcxx import ensure_libcxx
 from lite_env.channel.sources import NpmSource, fetch_npm_source
-from lite_env.errors import LiteEnvError
-from lite_env.files import sha256, write_atomically
+from lite_env.errors import LiteEnvError, log_tail
+from lite_env.files import sha256
 
 #: Bumped when the layout or the way a part is made changes: every part is then rebuilt.
-FORMAT = 1
+FORMAT = 2
 #: The Debian release of the chroot. Its emscripten 3.1.69 is the oldest that matches Pyodide
 #: 314's ABI (wasm setjmp/longjmp, 64-bit time_t); bookworm's 3.1.6 is too old.
 SUITE = "trixie"
@@ -60,8 +67,16 @@ CHROOT_EXCLUDES = (
 HEADERS_PACKAGE = "libpython3.14-dev"
 HEADERS_SUITES = ("sid",)
 PYTHON_VERSION = "3.14"
-#: The build venv (Python 3.13 in the chroot): PEP 517 front ends, setuptools, Cython.
-BUILD_REQUIREMENTS = ("setuptools==84.2.1", "wheel==0.48.0", "build==1.6.1", "cython==3.3.1")
+#: The build venv (Python 3.13 in the chroot): PEP 517 front ends, setuptools, Cython, and
+#: the build requirements of C++ sdists: setuptools-scm (versions) and cppy (kiwisolver).
+BUILD_REQUIREMENTS = (
+    "setuptools==84.2.1",
+    "wheel==0.48.0",
+    "build==1.6.1",
+    "cython==3.3.1",
+    "setuptools-scm==10.3.4",
+    "cppy==1.3.1",
+)
 #: The runtime whose sysconfigdata configures the headers and setuptools: the npm tarball the
 #: pyodide-python recipe packages (same pin).
 RUNTIME_SPEC = "pyodide@314.0.7"
@@ -78,13 +93,6 @@ VENV = "/opt/lite-env/venv"
 SCRIPTS = Path(__file__).with_name("scripts")
 TOOLS = ("emcc", "em++", "emar", "emranlib", "emconfigure", "emmake", "emcmake")
 #: Debian release names: a host apt source naming one of them is a Debian mirror.
-DEBIAN_SUITES = frozenset(
-    "buzz rex bo hamm slink potato woody sarge etch lenny squeeze wheezy jessie stretch buster"
-    " bullseye bookworm trixie forky duke sid stable testing unstable oldstable".split()
-)
-MIRROR_VARIABLE = "LITE_ENV_DEBIAN_MIRROR"
-#: Seconds a download or mmdebstrap may take.
-TIMEOUT = 1800
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class Toolchain:
         sysconfig: the folder of the cross `_sysconfigdata__emscripten_wasm32-emscripten.py`.
         emscripten: the Debian version of emscripten in the chroot.
         headers: the Debian package and version the headers come from.
+        libcxx: the Debian package and version the C++ (libc++) headers come from.
         platform: the runtime's platform (`emscripten_5_0_3`).
         abi: the runtime's Pyodide ABI (`2026_0`).
         ext_suffix: extension module suffix (`.cpython-314-wasm32-emscripten.so`).
@@ -115,6 +124,7 @@ class Toolchain:
     platform: str
     abi: str
     ext_suffix: str
+    libcxx: str = ""
 
     def to_json(self) -> dict[str, str]:
         """What `lite-env channel toolchain` reports."""
@@ -122,6 +132,7 @@ class Toolchain:
             "folder": str(self.folder),
             "emscripten": self.emscripten,
             "headers": self.headers,
+            "libcxx": self.libcxx,
             "include": str(self.include),
             "platform": self.platform,
             "abi": self.abi,
@@ -139,7 +150,7 @@ class Toolchain:
 
         EMCC/CC, EMXX/CXX, AR, RANLIB, EMCONFIGURE, EMMAKE: the wrappers; CFLAGS/CXXFLAGS and
         LDFLAGS: side-module flags (link a shared library with `$EMCC $LDFLAGS`);
-        LITE_ENV_PYTHON: Python 3.13 with setuptools, build, Cython and pip, cross-configured
+        LITE_ENV_PYTHON: Python 3.13 with the BUILD_REQUIREMENTS and pip, cross-configured
         for the runtime (`$LITE_ENV_PYTHON -m pip install . --no-build-isolation --no-deps
         --no-compile --target "$PREFIX/lib/python3.14/site-packages"` builds an unpacked sdist
         and installs it with its extension modules); the venv's bin/ (cython, ...) is on the
@@ -180,10 +191,12 @@ def ensure_toolchain(
     or built (no Debian mirror in the host's apt sources, mmdebstrap missing and not
     installable, pip or apt failing...).
     """
+
     folder = cache_dir.absolute() / "toolchain"
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder / ".lock"):
         chroot = _ensure_chroot(folder, report)
+        libcxx = ensure_libcxx(folder, chroot, report)
         runtime = _ensure_runtime(folder, cache_dir.absolute(), report)
         headers = _ensure_headers(folder, runtime, report)
         toolchain = Toolchain(
@@ -197,129 +210,34 @@ def ensure_toolchain(
             platform=runtime["platform"],
             abi=runtime["abi"],
             ext_suffix=runtime["ext_suffix"],
+            libcxx=libcxx["wanted"]["package"],
         )
         _write_wrappers(toolchain, runtime)
         venv = _ensure_venv(folder, chroot, report)
+        cxx = check_cxx_layout(
+            folder,
+            toolchain.bin / "em++",
+            lambda: _runtime_tarball(cache_dir.absolute()),
+            flags=f"{CFLAGS} {LDFLAGS}",
+            inputs={"chroot": chroot["packages"], "libcxx": libcxx, "runtime": runtime["wanted"]},
+            report=report,
+        )
         stamp = {
             "format": FORMAT,
             "suite": SUITE,
             "emscripten": toolchain.emscripten,
             "packages": chroot["packages"],
             "headers": headers,
+            "libcxx": libcxx,
+            "cxx_layout": cxx["layout"],
             "runtime": runtime,
             "wheels": venv["wheels"],
             "cflags": CFLAGS,
             "ldflags": LDFLAGS,
         }
-        if _read_json(folder / "stamp.json") != stamp:
-            _write_json(folder / "stamp.json", stamp)
+        if read_stamp(folder / "stamp.json") != stamp:
+            write_stamp(folder / "stamp.json", stamp)
     return toolchain
-
-
-def debian_mirror(etc: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror the host's apt uses (or $LITE_ENV_DEBIAN_MIRROR), e.g. `http://…/debian`.
-
-    Read from `etc`'s sources.list and sources.list.d/*.list|*.sources: the first `deb`
-    source of a Debian release (security and other archives are skipped).
-    """
-    if os.environ.get(MIRROR_VARIABLE):
-        return os.environ[MIRROR_VARIABLE].rstrip("/")
-    files = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*"))]
-    for path in files:
-        if not path.is_file() or path.suffix not in (".list", ".sources"):
-            continue
-        text = path.read_text(errors="replace")
-        entries = _deb822_entries(text) if path.suffix == ".sources" else _one_line_entries(text)
-        for types, uris, suites in entries:
-            if "deb" in types and any(suite in DEBIAN_SUITES for suite in suites):
-                return uris[0].rstrip("/")
-    raise LiteEnvError(
-        f"cannot find a Debian mirror in the host's apt sources ({etc}/sources.list*)",
-        hint=f"the emscripten toolchain is built from Debian packages: set {MIRROR_VARIABLE}"
-        " to a Debian mirror URL, or build on a Debian host",
-    )
-
-
-class AptArchive:
-    """apt-get with a private configuration (sources, lists and downloads in `folder`).
-
-    The host's own sources and package state are never touched: used to download a package
-    (`download`) or a source tarball (`source`) from another Debian release than the host's.
-    """
-
-    def __init__(self, folder: Path, suites: Sequence[str], *, sources: bool = False) -> None:
-        self.folder = folder
-        self.suites = tuple(suites)
-        self.sources = sources
-        self._updated = False
-
-    def options(self) -> list[str]:
-        lists, etc = self.folder / "lists", self.folder / "etc"
-        return [
-            f"-oDir::Etc::SourceList={etc / 'sources.list'}",
-            f"-oDir::Etc::SourceParts={etc / 'sources.list.d'}",
-            f"-oDir::Etc::Preferences={etc / 'preferences'}",
-            f"-oDir::Etc::PreferencesParts={etc / 'preferences.d'}",
-            f"-oDir::State::Lists={lists}",
-            f"-oDir::State::status={etc / 'status'}",
-            f"-oDir::Cache={self.folder / 'cache'}",
-            "-oAcquire::Check-Valid-Until=false",
-            "-oAcquire::Languages=none",
-            "-oAPT::Sandbox::User=root",
-            "-oDebug::NoLocking=true",
-        ]
-
-    def update(self) -> None:
-        """Write the sources list and run `apt-get update` (once per instance)."""
-        if self._updated:
-            return
-        mirror = debian_mirror()
-        etc = self.folder / "etc"
-        for path in (etc / "sources.list.d", etc / "preferences.d", self.folder / "lists"):
-            (path / "partial" if path.name == "lists" else path).mkdir(parents=True, exist_ok=True)
-        (self.folder / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-        kind = "deb-src" if self.sources else "deb"
-        lines = [f"{kind} {mirror} {suite} main\n" for suite in self.suites]
-        (etc / "sources.list").write_text("".join(lines))
-        (etc / "status").touch()
-        self._run(["update"], what=f"apt-get update for Debian {', '.join(self.suites)}")
-        self._updated = True
-
-    def download(self, package: str, folder: Path) -> Path:
-        """`apt-get download package` into folder; returns the .deb."""
-        self.update()
-        before = set(folder.glob("*.deb"))
-        self._run(["download", package], cwd=folder, what=f"apt-get download {package}")
-        debs = sorted(set(folder.glob("*.deb")) - before)
-        if len(debs) != 1:
-            raise LiteEnvError(
-                f"`apt-get download {package}` wrote {len(debs)} .deb files, not one",
-                hint=", ".join(deb.name for deb in debs) or "the mirror may lack the package",
-            )
-        return debs[0]
-
-    def source(self, package: str, version: str, folder: Path) -> None:
-        """`apt-get source --download-only package=version` into folder (.dsc and tarballs)."""
-        self.update()
-        self._run(
-            ["source", "--download-only", f"{package}={version}"],
-            cwd=folder,
-            what=f"apt-get source {package}={version}",
-        )
-
-    def _run(self, arguments: list[str], *, what: str, cwd: Path | None = None) -> None:
-        apt_get = shutil.which("apt-get")
-        if apt_get is None:
-            raise LiteEnvError(
-                f"cannot run {what}: apt-get is not installed",
-                hint="the emscripten toolchain is built from Debian packages: use a Debian host",
-            )
-        command = [apt_get, "-q", *self.options(), *arguments]
-        done = _run(command, what=what, cwd=cwd)
-        if done.returncode != 0:
-            raise LiteEnvError(
-                f"{what} failed", hint=_tail(done.stdout + done.stderr) or "no output"
-            )
 
 
 def wasm_pyconfig(debian_pyconfig: str, build_time_vars: Mapping[str, object]) -> str:
@@ -384,7 +302,7 @@ def _ensure_chroot(folder: Path, report: Callable[[str], None]) -> dict:
         "packages": list(CHROOT_PACKAGES),
         "excludes": list(CHROOT_EXCLUDES),
     }
-    stamp = _read_json(folder / "chroot.json")
+    stamp = read_stamp(folder / "chroot.json")
     if stamp and stamp.get("wanted") == wanted and (chroot / "usr/bin/emcc").exists():
         return stamp
     _require_root("building the emscripten chroot")
@@ -406,12 +324,12 @@ def _ensure_chroot(folder: Path, report: Callable[[str], None]) -> dict:
         str(partial),
         f"deb {mirror} {SUITE} main",
     ]
-    done = _run(command, what="mmdebstrap")
+    done = run(command, what="mmdebstrap")
     if done.returncode != 0:
         _remove(partial)
         raise LiteEnvError(
             f"mmdebstrap could not build the Debian {SUITE} chroot for emscripten",
-            hint=_tail(done.stdout + done.stderr) or f"mmdebstrap exited with {done.returncode}",
+            hint=log_tail(done.stdout + done.stderr) or f"mmdebstrap exited with {done.returncode}",
         )
     versions = run_checked(
         ["chroot", str(partial), "dpkg-query", "-W", "-f", "${Package} ${Version}\n"],
@@ -428,7 +346,7 @@ def _ensure_chroot(folder: Path, report: Callable[[str], None]) -> dict:
             if name in packages
         },
     }
-    _write_json(folder / "chroot.json", stamp)
+    write_stamp(folder / "chroot.json", stamp)
     return stamp
 
 
@@ -436,14 +354,11 @@ def _ensure_runtime(folder: Path, cache_dir: Path, report: Callable[[str], None]
     """Extract the runtime's sysconfigdata and lock info from the pinned npm tarball."""
     target = folder / "runtime"
     wanted = {"format": FORMAT, "spec": RUNTIME_SPEC, "sha256": RUNTIME_SHA256}
-    stamp = _read_json(target / "runtime.json")
+    stamp = read_stamp(target / "runtime.json")
     if stamp and stamp.get("wanted") == wanted and (target / f"{SYSCONFIGDATA}.py").is_file():
         return stamp
     report(f"reading the runtime's sysconfigdata from {RUNTIME_SPEC}")
-    tarball = fetch_npm_source(
-        NpmSource(RUNTIME_SPEC, RUNTIME_FILE, RUNTIME_SHA256), cache_dir=cache_dir
-    )
-    with tarfile.open(tarball) as archive:
+    with tarfile.open(_runtime_tarball(cache_dir)) as archive:
         stdlib = archive.extractfile("package/python_stdlib.zip").read()  # type: ignore[union-attr]
         lock = json.load(archive.extractfile("package/pyodide-lock.json"))  # type: ignore[arg-type]
     with zipfile.ZipFile(io.BytesIO(stdlib)) as stdlib_zip:
@@ -462,8 +377,15 @@ def _ensure_runtime(folder: Path, cache_dir: Path, report: Callable[[str], None]
         "ext_suffix": variables["EXT_SUFFIX"],
         "sysconfigdata_sha256": hashlib.sha256(source.encode()).hexdigest(),
     }
-    _write_json(target / "runtime.json", stamp)
+    write_stamp(target / "runtime.json", stamp)
     return stamp
+
+
+def _runtime_tarball(cache_dir: Path) -> Path:
+    """The runtime's npm tarball in the cache (fetched and checked first when needed)."""
+    return fetch_npm_source(
+        NpmSource(RUNTIME_SPEC, RUNTIME_FILE, RUNTIME_SHA256), cache_dir=cache_dir
+    )
 
 
 def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) -> dict:
@@ -475,7 +397,7 @@ def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) 
         "suites": list(HEADERS_SUITES),
         "sysconfigdata_sha256": runtime["sysconfigdata_sha256"],
     }
-    stamp = _read_json(target / "headers.json")
+    stamp = read_stamp(target / "headers.json")
     include = target / "include" / f"python{PYTHON_VERSION}"
     if stamp and stamp.get("wanted") == wanted and (include / "Python.h").is_file():
         return stamp
@@ -505,7 +427,7 @@ def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) 
         "version": version,
         "pyconfig_sha256": hashlib.sha256(pyconfig.encode()).hexdigest(),
     }
-    _write_json(target / "headers.json", stamp)
+    write_stamp(target / "headers.json", stamp)
     return stamp
 
 
@@ -516,7 +438,7 @@ def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> d
         "requirements": list(BUILD_REQUIREMENTS),
         "chroot": chroot["packages"],
     }
-    stamp = _read_json(folder / "venv.json")
+    stamp = read_stamp(folder / "venv.json")
     python = folder / "chroot" / VENV.lstrip("/") / "bin" / "python"
     if stamp and stamp.get("wanted") == wanted and python.exists():
         return stamp
@@ -529,43 +451,43 @@ def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> d
         "--only-binary=:all:", "--implementation", "py", "--platform", "any",
         "--python-version", "3.13", "--dest", str(wheels), *BUILD_REQUIREMENTS,
     ]  # fmt: skip
-    done = _run(command, what="pip download")
+    done = run(command, what="pip download")
     if done.returncode != 0:
         raise LiteEnvError(
             f"pip could not download the build tools ({', '.join(BUILD_REQUIREMENTS)})",
-            hint=_tail(done.stdout + done.stderr),
+            hint=log_tail(done.stdout + done.stderr),
         )
-    run = str(folder / "bin" / "chroot-run")
+    chroot_run = str(folder / "bin" / "chroot-run")
     _remove(folder / "chroot" / VENV.lstrip("/"))
     for command in (
-        [run, "python3", "-m", "venv", VENV],
-        [run, f"{VENV}/bin/python", "-m", "pip", "--isolated", "install", "--no-index",
+        [chroot_run, "python3", "-m", "venv", VENV],
+        [chroot_run, f"{VENV}/bin/python", "-m", "pip", "--isolated", "install", "--no-index",
          "--find-links", str(wheels), "--disable-pip-version-check", "-q", *BUILD_REQUIREMENTS],
     ):  # fmt: skip
-        done = _run(command, what="the build venv", env=_clean_env())
+        done = run(command, what="the build venv", env=clean_env())
         if done.returncode != 0:
             raise LiteEnvError(
                 "cannot make the build venv in the emscripten chroot",
-                hint=_tail(done.stdout + done.stderr),
+                hint=log_tail(done.stdout + done.stderr),
             )
     stamp = {
         "wanted": wanted,
         "wheels": {path.name: sha256(path) for path in sorted(wheels.glob("*.whl"))},
     }
-    _write_json(folder / "venv.json", stamp)
+    write_stamp(folder / "venv.json", stamp)
     return stamp
 
 
 def _write_wrappers(toolchain: Toolchain, runtime: dict) -> None:
     """Write bin/ and the cross sysconfigdata (they hold absolute paths of this folder)."""
     toolchain.bin.mkdir(parents=True, exist_ok=True)
-    run = toolchain.bin / "chroot-run"
+    chroot_run = toolchain.bin / "chroot-run"
     files = {
-        run: _script(
+        chroot_run: _script(
             "chroot-run.sh",
             root=_quote(str(toolchain.chroot)),
             folder=_quote(str(toolchain.folder)),
-            self=_quote(str(run)),
+            self=_quote(str(chroot_run)),
             venv=VENV,
         ),
         toolchain.bin / "python": _script(
@@ -573,12 +495,12 @@ def _write_wrappers(toolchain: Toolchain, runtime: dict) -> None:
             sysconfigdata=SYSCONFIGDATA,
             host_platform=f"{runtime['platform']}_wasm32",
             sysconfig=_quote(str(toolchain.sysconfig)),
-            run=_quote(str(run)),
+            run=_quote(str(chroot_run)),
             venv=VENV,
         ),
     }
     for tool in TOOLS:
-        files[toolchain.bin / tool] = _script("tool.sh", tool=tool, run=_quote(str(run)))
+        files[toolchain.bin / tool] = _script("tool.sh", tool=tool, run=_quote(str(chroot_run)))
     for path, text in files.items():
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
@@ -605,14 +527,14 @@ def _ensure_mmdebstrap() -> str:
         return found
     apt_get = shutil.which("apt-get")
     if apt_get is not None:
-        done = _run(
+        done = run(
             [apt_get, "install", "-y", "-q", "mmdebstrap"],
             what="apt-get install mmdebstrap",
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
         if done.returncode != 0:  # the host's package lists may be missing or stale
-            _run([apt_get, "update", "-q"], what="apt-get update")
-            done = _run(
+            run([apt_get, "update", "-q"], what="apt-get update")
+            done = run(
                 [apt_get, "install", "-y", "-q", "mmdebstrap"],
                 what="apt-get install mmdebstrap",
                 env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
@@ -620,7 +542,7 @@ def _ensure_mmdebstrap() -> str:
         found = shutil.which("mmdebstrap")
         if done.returncode == 0 and found:
             return found
-        hint = _tail(done.stdout + done.stderr)
+        hint = log_tail(done.stdout + done.stderr)
     else:
         hint = "apt-get is not installed: the toolchain is built from Debian packages"
     raise LiteEnvError(
@@ -637,81 +559,6 @@ def _require_root(what: str) -> None:
         )
 
 
-def _run(
-    command: Sequence[str],
-    *,
-    what: str,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            list(command),
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        raise LiteEnvError(
-            f"{what} did not finish within {TIMEOUT} s",
-            hint="check the network access to Debian's archive and PyPI",
-        ) from None
-    except OSError as error:
-        raise LiteEnvError(f"cannot run {what}", hint=str(error)) from None
-
-
-def run_checked(command: Sequence[str], *, what: str, cwd: Path | None = None) -> str:
-    """Run a tool and return its output; LiteEnvError with the output's tail when it fails."""
-    done = _run(command, what=what, cwd=cwd)
-    if done.returncode != 0:
-        raise LiteEnvError(
-            f"{what} failed",
-            hint=_tail(done.stdout + done.stderr) or f"it exited with {done.returncode}",
-        )
-    return done.stdout
-
-
-def deb_version(deb: Path) -> str:
-    """The version in a .deb's file name (`name_version_arch.deb`)."""
-    parts = deb.name.removesuffix(".deb").split("_")
-    if len(parts) != 3 or not parts[1]:
-        raise LiteEnvError(f"{deb.name}: not a Debian package file name (name_version_arch.deb)")
-    return parts[1]
-
-
-def _clean_env() -> dict[str, str]:
-    """The environment without the host's pip and Python settings (for the chroot's Python)."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV"))
-    }
-
-
-def _deb822_entries(text: str) -> Iterator[tuple[list[str], list[str], list[str]]]:
-    for paragraph in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        for line in paragraph.splitlines():
-            if line.startswith("#") or ":" not in line or line[:1].isspace():
-                continue
-            key, value = line.split(":", 1)
-            fields[key.strip().lower()] = value.strip()
-        if fields.get("enabled", "yes").lower() == "no":
-            continue
-        types, uris = fields.get("types", "").split(), fields.get("uris", "").split()
-        if uris:
-            yield types, uris, fields.get("suites", "").split()
-
-
-def _one_line_entries(text: str) -> Iterator[tuple[list[str], list[str], list[str]]]:
-    for line in text.splitlines():
-        words = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
-        if len(words) >= 3:
-            yield [words[0]], [words[1]], [words[2]]
-
-
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
@@ -720,17 +567,6 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, value: object) -> None:
-    write_atomically(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
 def _remove(path: Path) -> None:
@@ -742,7 +578,3 @@ def _remove(path: Path) -> None:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
