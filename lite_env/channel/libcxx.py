@@ -71,7 +71,7 @@ def ensure_libcxx(folder: Path, chroot: dict, report: Callable[[str], None]) -> 
         headers.mkdir()
         for source in SOURCES:
             shutil.copytree(extracted / source, headers, dirs_exist_ok=True)
-        digest = treesha256(headers)
+        digest = tree_sha256(headers)
         if digest != TREE_SHA256:
             raise LiteEnvError(
                 f"{deb.name} holds other libc++ headers than emscripten 5.0.3 (tree sha256"
@@ -90,7 +90,7 @@ def ensure_libcxx(folder: Path, chroot: dict, report: Callable[[str], None]) -> 
     return stamp
 
 
-def treesha256(folder: Path) -> str:
+def tree_sha256(folder: Path) -> str:
     """sha256 of a folder's files: a line `path NUL sha256-of-content` each, sorted by path."""
     lines = []
     for path in sorted(folder.rglob("*")):
