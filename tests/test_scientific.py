@@ -180,3 +180,35 @@ def test_numpy_core_tests_pass_in_pyodide(science_image):
     assert code == 0 and not failed, failed[:5]
     print("numpy", counts(reports))
     assert counts(reports)["passed"] > 8000
+
+
+#: pandas' own tests run in Pyodide: a frame, a groupby and two io subsets.
+PANDAS_SUITES = (
+    "tests/frame/test_constructors.py",
+    "tests/groupby/test_groupby.py",
+    "tests/io/formats/test_to_csv.py",
+    "tests/io/json/test_pandas.py",
+)
+
+
+@pytest.mark.slow
+def test_pandas_frame_groupby_and_io_tests_pass_in_pyodide(science_image):
+    done = run_suite_in_pyodide(
+        science_image,
+        "import pandas, pandas._libs.window.aggregations as aggregations\n"
+        "print('PANDAS', pandas.__version__, aggregations.__file__)\n"
+        "frame = pandas.DataFrame({'k': list('abab'), 'v': [1.0, 2.0, 3.0, 4.5]})\n"
+        "print('GROUPBY', frame.groupby('k')['v'].sum().to_dict())\n"
+        "print('ROLLING', frame['v'].rolling(2).mean().tolist()[1:])\n"
+        "print('TZ', pandas.Timestamp('2026-07-01 12:00', tz='Europe/Paris').utcoffset())\n"
+        f"run_suite('/{SITE}/pandas', {', '.join(map(repr, PANDAS_SUITES))})\n",
+    )
+    code, reports = suite_result(done)
+    assert f"PANDAS 3.1.1 /{SITE}/pandas/_libs/window/aggregations{EXT_SUFFIX}" in done.stdout
+    assert "GROUPBY {'a': 4.0, 'b': 6.5}" in done.stdout
+    assert "ROLLING [1.5, 2.5, 3.75]" in done.stdout  # the C++ extension's rolling mean
+    assert "TZ 2:00:00" in done.stdout  # tzdata's zone files
+    failed = [report for report in reports if report[1] == "failed"]
+    assert code == 0 and not failed, failed[:5]
+    print("pandas", counts(reports))
+    assert counts(reports)["passed"] > 3000
