@@ -31,7 +31,7 @@ RECIPES = REPOSITORY / "recipes"
 SITE = "lib/python3.14/site-packages"
 EXT_SUFFIX = ".cpython-314-wasm32-emscripten.so"
 #: The test tools installed beside the stack (numpy's and pandas' conftest import hypothesis).
-TEST_TOOLS = ("pytest==9.2.0", "hypothesis==6.170.17")
+TEST_TOOLS = ("pytest==9.2.0", "hypothesis==6.155.7")
 #: Seconds an upstream suite may run in Pyodide under node (2 busy cores).
 SUITE_TIMEOUT = 2400
 
@@ -135,37 +135,45 @@ def test_the_cxx_layout_check_finds_headers_older_than_the_runtime(toolchain, ca
     assert time.monotonic() - started < 2
 
 
-@pytest.fixture(scope="module")
-def science(tmp_path_factory, cache_dir):
-    """The runtime, numpy, pandas and the pinned pure wheels in a channel, with the test tools."""
-    folder = tmp_path_factory.mktemp("science")
-    recipes = folder / "recipes"
-    recipes.mkdir()
-    for name in ("pyodide-python", "numpy", "pandas", "pypi.yaml"):
-        (recipes / name).symlink_to(RECIPES / name)
-    channel = build_channel(recipes, folder / "channel", cache_dir=cache_dir).channel
+def stack_channel(folder: Path, cache_dir: Path, recipes: tuple[str, ...]) -> Path:
+    """The runtime, the named recipes and the pinned pure wheels in a channel, with the test
+    tools (a built recipe comes from the cache of built packages when unchanged)."""
+    recipes_dir = folder / "recipes"
+    recipes_dir.mkdir(parents=True)
+    for name in ("pyodide-python", *recipes, "pypi.yaml"):
+        (recipes_dir / name).symlink_to(RECIPES / name)
+    channel = build_channel(recipes_dir, folder / "channel", cache_dir=cache_dir).channel
     convert_pinned_wheels(resolve(TEST_TOOLS, cache_dir=cache_dir), channel, cache_dir=cache_dir)
-    index_channel(channel)
-    return channel
+    return index_channel(channel)
 
 
-@pytest.fixture(scope="module")
-def science_image(science, tmp_path_factory, cache_dir):
-    """numpy and pandas with their tests (images leave tests/ out unless kept), pytest and
-    hypothesis: installed and packed."""
-    folder = tmp_path_factory.mktemp("science-image")
+def stack_image(folder: Path, cache_dir: Path, names: tuple[str, ...]):
+    """The packages with their tests (images leave tests/ out unless kept), pytest and
+    hypothesis: installed and packed, and the runtime folder to boot it."""
+    channel = stack_channel(folder, cache_dir, names)
     (folder / "environment.yml").write_text(
-        f"channels: [{science}]\ndependencies: [python 3.14.*, numpy, pandas, pytest, hypothesis]\n"
+        f"channels: [{channel}]\n"
+        f"dependencies: [python 3.14.*, {', '.join(names)}, pytest, hypothesis]\n"
     )
     records = solve(read_spec(folder / "environment.yml"), cache_dir=cache_dir)
     prefix = install_prefix(records, folder / "prefix", cache_dir=cache_dir)
-    keep = tuple(f"{SITE}/{name}/**/tests/**" for name in ("numpy", "pandas"))
+    keep = tuple(f"{SITE}/{name}/**/tests/**" for name in names)
     image = pack(prefix, folder / "image", rules=PackRules(keep=keep))
-    return runtime_folder(prefix, folder / "runtime"), image
+    return runtime_folder(prefix, folder / "runtime"), image, channel
+
+
+@pytest.fixture(scope="module")
+def numpy_image(tmp_path_factory, cache_dir):
+    return stack_image(tmp_path_factory.mktemp("numpy"), cache_dir, ("numpy",))
+
+
+@pytest.fixture(scope="module")
+def pandas_image(tmp_path_factory, cache_dir):
+    return stack_image(tmp_path_factory.mktemp("pandas"), cache_dir, ("numpy", "pandas"))
 
 
 def run_suite_in_pyodide(image, code: str):
-    runtime, packed = image
+    runtime, packed, _ = image
     with served(packed.folder) as base_url:
         options = {"liteEnvManifestURL": f"{base_url}{packed.manifest}", "liteEnvProvides": []}
         return run_python_with_loader(runtime, PYTEST_DRIVER + code, options, timeout=SUITE_TIMEOUT)
@@ -179,8 +187,9 @@ def counts(reports: list[list[str]]) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_the_stack_pins_the_runtime_abi(science):
-    repodata = json.loads((science / "emscripten-wasm32" / "repodata.json").read_text())
+def test_the_stack_pins_the_runtime_abi(pandas_image):
+    channel = pandas_image[2]
+    repodata = json.loads((channel / "emscripten-wasm32" / "repodata.json").read_text())
     depends = {record["name"]: record["depends"] for record in repodata["packages.conda"].values()}
     for name in ("numpy", "pandas"):
         assert "python_abi 3.14.* *_cp314" in depends[name]
@@ -189,9 +198,9 @@ def test_the_stack_pins_the_runtime_abi(science):
 
 
 @pytest.mark.slow
-def test_numpy_core_tests_pass_in_pyodide(science_image):
+def test_numpy_core_tests_pass_in_pyodide(numpy_image):
     done = run_suite_in_pyodide(
-        science_image,
+        numpy_image,
         "import numpy\n"
         "print('NUMPY', numpy.__version__, numpy._core._multiarray_umath.__file__)\n"
         "print('SUM', int(numpy.arange(10**6, dtype=numpy.int64).sum()))\n"
@@ -217,9 +226,9 @@ PANDAS_SUITES = (
 
 
 @pytest.mark.slow
-def test_pandas_frame_groupby_and_io_tests_pass_in_pyodide(science_image):
+def test_pandas_frame_groupby_and_io_tests_pass_in_pyodide(pandas_image):
     done = run_suite_in_pyodide(
-        science_image,
+        pandas_image,
         "import pandas, pandas._libs.window.aggregations as aggregations\n"
         "print('PANDAS', pandas.__version__, aggregations.__file__)\n"
         "frame = pandas.DataFrame({'k': list('abab'), 'v': [1.0, 2.0, 3.0, 4.5]})\n"

@@ -64,10 +64,13 @@ class MesonTools:
     def env(self) -> dict[str, str]:
         """LITE_ENV_MESON_PYTHON (pip, meson-python, meson, ninja, Cython; cross-configured for
         the runtime), LITE_ENV_MESON_CROSS (the cross file, for `-Csetup-args=--cross-file=`)
-        and NINJA (the venv's, which meson-python runs: the chroot's PATH does not hold it)."""
+        NINJA (the venv's, which meson-python runs: the chroot's PATH does not hold it) and
+        LITE_ENV_MESON (the venv's meson: `export MESON=$LITE_ENV_MESON` for a project that
+        does not bring its own, as numpy does)."""
         return {
             "LITE_ENV_MESON_PYTHON": str(self.python),
             "LITE_ENV_MESON_CROSS": str(self.cross_file),
+            "LITE_ENV_MESON": f"{MESON_VENV}/bin/meson",
             "NINJA": f"{MESON_VENV}/bin/ninja",
         }
 
