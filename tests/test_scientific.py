@@ -211,7 +211,7 @@ def test_numpy_core_tests_pass_in_pyodide(numpy_image):
     assert f"NUMPY 2.4.6 /{SITE}/numpy/_core/_multiarray_umath{EXT_SUFFIX}" in done.stdout
     assert "SUM 499999500000" in done.stdout
     failed = [report for report in reports if report[1] == "failed"]
-    assert code == 0 and not failed, failed[:5]
+    assert code == 0 and not failed, (failed[:5], done.stdout[-3000:])
     print("numpy", counts(reports))
     assert counts(reports)["passed"] > 8000
 
@@ -243,6 +243,6 @@ def test_pandas_frame_groupby_and_io_tests_pass_in_pyodide(pandas_image):
     assert "ROLLING [1.5, 2.5, 3.75]" in done.stdout  # the C++ extension's rolling mean
     assert "TZ 2:00:00" in done.stdout  # tzdata's zone files
     failed = [report for report in reports if report[1] == "failed"]
-    assert code == 0 and not failed, failed[:5]
+    assert code == 0 and not failed, (failed[:5], done.stdout[-3000:])
     print("pandas", counts(reports))
     assert counts(reports)["passed"] > 3000
