@@ -47,8 +47,12 @@ class Outcomes:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
-            detail = report.longrepr[2] if report.skipped else str(report.longrepr or "")
-            self.reports.append([report.nodeid, report.outcome, str(detail)[-2000:]])
+            longrepr = report.longrepr
+            detail = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr or "")
+            outcome = report.outcome
+            if hasattr(report, "wasxfail"):  # an expected failure, or one that passed
+                outcome = "xpassed" if report.passed else "xfailed"
+            self.reports.append([report.nodeid, outcome, str(detail)[-2000:]])
 
 def run_suite(folder, *args):
     os.chdir(folder)

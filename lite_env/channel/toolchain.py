@@ -37,7 +37,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -433,36 +433,61 @@ def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) 
 
 def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> dict:
     """The build venv in the chroot, from wheels the host's pip downloads (pinned versions)."""
+    return ensure_venv(
+        folder,
+        VENV,
+        BUILD_REQUIREMENTS,
+        chroot=chroot,
+        wheels=folder / "wheels",
+        stamp_path=folder / "venv.json",
+        pip_options=("--implementation", "py", "--platform", "any"),
+        report=report,
+    )
+
+
+def ensure_venv(
+    folder: Path,
+    venv: str,
+    requirements: Sequence[str],
+    *,
+    chroot: dict,
+    wheels: Path,
+    stamp_path: Path,
+    pip_options: Sequence[str],
+    report: Callable[[str], None],
+) -> dict:
+    """A venv at `venv` in the chroot of the toolchain `folder`, with the pinned
+    `requirements` installed from the wheels the host's pip downloads into `wheels`
+    (`pip_options` select the wheels' platform); `stamp_path` records what was installed."""
     wanted = {
         "format": FORMAT,
-        "requirements": list(BUILD_REQUIREMENTS),
+        "requirements": list(requirements),
         "chroot": chroot["packages"],
     }
-    stamp = read_stamp(folder / "venv.json")
-    python = folder / "chroot" / VENV.lstrip("/") / "bin" / "python"
+    stamp = read_stamp(stamp_path)
+    python = folder / "chroot" / venv.lstrip("/") / "bin" / "python"
     if stamp and stamp.get("wanted") == wanted and python.exists():
         return stamp
-    report(f"making the build venv ({', '.join(BUILD_REQUIREMENTS)})")
-    wheels = folder / "wheels"
+    report(f"making the build venv {venv} ({', '.join(requirements)})")
     _remove(wheels)
-    wheels.mkdir()
+    wheels.mkdir(parents=True)
     command = [
         sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-        "--only-binary=:all:", "--implementation", "py", "--platform", "any",
-        "--python-version", "3.13", "--dest", str(wheels), *BUILD_REQUIREMENTS,
+        "--only-binary=:all:", *pip_options,
+        "--python-version", "3.13", "--dest", str(wheels), *requirements,
     ]  # fmt: skip
     done = run(command, what="pip download")
     if done.returncode != 0:
         raise LiteEnvError(
-            f"pip could not download the build tools ({', '.join(BUILD_REQUIREMENTS)})",
+            f"pip could not download the build tools ({', '.join(requirements)})",
             hint=log_tail(done.stdout + done.stderr),
         )
     chroot_run = str(folder / "bin" / "chroot-run")
-    _remove(folder / "chroot" / VENV.lstrip("/"))
+    _remove(folder / "chroot" / venv.lstrip("/"))
     for command in (
-        [chroot_run, "python3", "-m", "venv", VENV],
-        [chroot_run, f"{VENV}/bin/python", "-m", "pip", "--isolated", "install", "--no-index",
-         "--find-links", str(wheels), "--disable-pip-version-check", "-q", *BUILD_REQUIREMENTS],
+        [chroot_run, "python3", "-m", "venv", venv],
+        [chroot_run, f"{venv}/bin/python", "-m", "pip", "--isolated", "install", "--no-index",
+         "--find-links", str(wheels), "--disable-pip-version-check", "-q", *requirements],
     ):  # fmt: skip
         done = run(command, what="the build venv", env=clean_env())
         if done.returncode != 0:
@@ -474,7 +499,7 @@ def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> d
         "wanted": wanted,
         "wheels": {path.name: sha256(path) for path in sorted(wheels.glob("*.whl"))},
     }
-    write_stamp(folder / "venv.json", stamp)
+    write_stamp(stamp_path, stamp)
     return stamp
 
 
@@ -483,24 +508,26 @@ def _write_wrappers(toolchain: Toolchain, runtime: dict) -> None:
     toolchain.bin.mkdir(parents=True, exist_ok=True)
     chroot_run = toolchain.bin / "chroot-run"
     files = {
-        chroot_run: _script(
+        chroot_run: shell_script(
             "chroot-run.sh",
-            root=_quote(str(toolchain.chroot)),
-            folder=_quote(str(toolchain.folder)),
-            self=_quote(str(chroot_run)),
+            root=shell_quote(str(toolchain.chroot)),
+            folder=shell_quote(str(toolchain.folder)),
+            self=shell_quote(str(chroot_run)),
             venv=VENV,
         ),
-        toolchain.bin / "python": _script(
+        toolchain.bin / "python": shell_script(
             "python.sh",
             sysconfigdata=SYSCONFIGDATA,
             host_platform=f"{runtime['platform']}_wasm32",
-            sysconfig=_quote(str(toolchain.sysconfig)),
-            run=_quote(str(chroot_run)),
+            sysconfig=shell_quote(str(toolchain.sysconfig)),
+            run=shell_quote(str(chroot_run)),
             venv=VENV,
         ),
     }
     for tool in TOOLS:
-        files[toolchain.bin / tool] = _script("tool.sh", tool=tool, run=_quote(str(chroot_run)))
+        files[toolchain.bin / tool] = shell_script(
+            "tool.sh", tool=tool, run=shell_quote(str(chroot_run))
+        )
     for path, text in files.items():
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
@@ -513,7 +540,7 @@ def _write_wrappers(toolchain: Toolchain, runtime: dict) -> None:
         module.write_text(text)
 
 
-def _script(name: str, **values: str) -> str:
+def shell_script(name: str, **values: str) -> str:
     """A shell script of SCRIPTS with its `@name@` placeholders replaced by the values."""
     text = (SCRIPTS / name).read_text()
     for key, value in values.items():
@@ -576,5 +603,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _quote(text: str) -> str:
+def shell_quote(text: str) -> str:
+    """`text` as one single-quoted shell word."""
     return "'" + text.replace("'", "'\\''") + "'"
