@@ -9,8 +9,9 @@ and fail with the server's answer; a cached archive that no longer matches is fe
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
+import stat
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,8 +21,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from rattler import RepoDataRecord
+from rattler.package_streaming import extract
 
-from lite_env.channel.verify import verify_package
+from lite_env.archive import name_problem
+from lite_env.channel.verify import MAX_UNPACKED_SIZE, unpacked_problems, verify_package
 from lite_env.errors import LiteEnvError
 
 ATTEMPTS = 3
@@ -61,41 +64,58 @@ def fetch_packages(
 
 
 def _fetch(record: RepoDataRecord, archives: Path) -> Path:
+    name = record.file_name
+    if name_problem(name) or "/" in name or not name.endswith((".conda", ".tar.bz2")):
+        raise LiteEnvError(
+            f"{name!r}: a record's file name must be a plain .conda or .tar.bz2 name; refusing it",
+            hint="the lock file or the channel's repodata was edited by hand or is hostile",
+        )
     if record.sha256 is None:
-        raise LiteEnvError(f"{record.file_name}: the channel gives no sha256; refusing it")
+        raise LiteEnvError(f"{name}: the channel gives no sha256; refusing it")
     url = urlparse(record.url)
     if url.scheme == "file":
         path = Path(unquote(url.path))
         _check_sha256(record, path, f"{path} was changed after it was locked; refusing it")
         return path
-    target = archives / record.sha256.hex()[:16] / record.file_name  # the name must stay
+    if url.scheme not in ("http", "https"):
+        raise LiteEnvError(f"{name}: cannot fetch from {record.url!r} (not http, https or file)")
+    target = archives / record.sha256.hex()[:16] / name  # the name must stay
     target.parent.mkdir(exist_ok=True)
-    if target.exists():
-        if _sha256(target) == record.sha256:
-            return target
-        target.unlink()  # altered in the cache: fetch it again
-    _download(record, target)
-    _check_sha256(record, target, "the channel serves other bytes than it lists")
+    if target.is_file() and not target.is_symlink() and _sha256(target) == record.sha256:
+        return target
+    # an altered cached copy stays until a verified download replaces it
+    partial = Path(tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)[1])
+    try:
+        _download(record, partial)
+        _check_sha256(record, partial, "the channel serves other bytes than it lists")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 
-def _download(record: RepoDataRecord, target: Path) -> None:
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+def _download(record: RepoDataRecord, partial: Path) -> None:
+    """Download the record's archive into `partial`, at most its size (or MAX_UNPACKED_SIZE)."""
+    limit = record.size or MAX_UNPACKED_SIZE
     error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
             with urllib.request.urlopen(record.url, timeout=TIMEOUT_S) as response:
                 with partial.open("wb") as out:
-                    shutil.copyfileobj(response, out)
-            partial.replace(target)
+                    while block := response.read(min(1 << 20, limit + 1 - out.tell())):
+                        out.write(block)
+                        if out.tell() > limit:
+                            raise LiteEnvError(
+                                f"{record.file_name}: the channel sends more than its"
+                                f" {limit:,} bytes; refusing it"
+                            )
             return
         except urllib.error.HTTPError as failure:
             error = failure
             if failure.code < 500:
                 break  # the server's final answer: no retry
-        except (urllib.error.URLError, OSError) as failure:
+        except (urllib.error.URLError, OSError, ValueError) as failure:
             error = failure
-        partial.unlink(missing_ok=True)
         time.sleep(0.5 * 2**attempt)
     raise LiteEnvError(
         f"cannot fetch {record.file_name} from {record.url}",
@@ -107,7 +127,7 @@ def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
     marker = verified / record.sha256.hex()
     if marker.exists():
         return path
-    problems = verify_package(path, record=record)
+    problems = verify_package(path, record=record) or _unpacked_by_rattler(path, verified)
     if problems:
         raise LiteEnvError(
             f"{record.file_name}: refusing a package that is not sound",
@@ -118,8 +138,24 @@ def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
     return path
 
 
+def _unpacked_by_rattler(path: Path, scratch_parent: Path) -> list[str]:
+    """How rattler's own unpacker reads the (verified) archive differently from the check:
+    it unpacks into a scratch folder, compared file by file with what was verified."""
+    scratch_parent.mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".unpacked.", dir=scratch_parent))
+    try:
+        extract(path, scratch)
+        return [f"unpacked by rattler, {p}" for p in unpacked_problems(scratch, path)]
+    except Exception as error:  # rattler's own errors have no common base
+        return [f"rattler cannot unpack it: {error}"]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _check_sha256(record: RepoDataRecord, path: Path, reason: str) -> None:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise OSError(f"{path} is not a regular file")
         actual = _sha256(path)
     except OSError as error:
         raise LiteEnvError(f"cannot read {record.file_name}", hint=str(error)) from None
