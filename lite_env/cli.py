@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
+from rich.text import Text
 
 from lite_env import __version__
 from lite_env.build import build
@@ -27,7 +28,7 @@ from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
 from lite_env.pack import pack
-from lite_env.progress import install_progress, stderr
+from lite_env.progress import install_progress, labelled, stderr
 from lite_env.serve import make_server
 from lite_env.solve import solve
 from lite_env.spec import EnvSpec, read_spec
@@ -54,9 +55,9 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args.command(args)
     except LiteEnvError as error:
-        stderr.print(f"[bold red]error:[/] {error.message}")
+        stderr.print(labelled("error:", "bold red", error.message))
         if error.hint:
-            stderr.print(error.hint, markup=False)
+            stderr.print(error.hint)
         return 1
     except KeyboardInterrupt:
         stderr.print("interrupted")
@@ -365,7 +366,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _spec(args: argparse.Namespace) -> EnvSpec:
     spec = read_spec(args.environment)
     for warning in spec.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
+        stderr.print(labelled("warning:", "yellow", str(warning)))
     return spec
 
 
@@ -383,7 +384,7 @@ def cmd_solve(args: argparse.Namespace) -> None:
             f"{record.channel}/{record.subdir}",
             decimal(record.size) if record.size else "-",
         )
-    Console(highlight=False).print(table)
+    Console(highlight=False, markup=False).print(table)
 
 
 def cmd_lock(args: argparse.Namespace) -> None:
@@ -422,7 +423,7 @@ def cmd_build(args: argparse.Namespace) -> None:
     prepared = result.prepared
     lazy = [chunk for chunk in prepared.image.chunks if chunk.lazy]
     for problem in prepared.bytecode_problems:
-        stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
+        stderr.print(labelled("warning:", "yellow", f"bytecode: {problem}"))
     summary = {
         "site": str(result.site.folder),
         "packages": len(prepared.lock.records),
@@ -466,7 +467,7 @@ def cmd_pack(args: argparse.Namespace) -> None:
         with stderr.status("compiling bytecode in Pyodide"):
             problems = compile_bytecode(args.prefix, overlay, mode=args.bytecode).problems
         for problem in problems:
-            stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
+            stderr.print(labelled("warning:", "yellow", f"bytecode: {problem}"))
         image = pack(args.prefix, args.output, overlay=overlay)
     if args.explain:
         table = Table("package", "files", "size", "dropped", "saved", box=None)
@@ -478,7 +479,7 @@ def cmd_pack(args: argparse.Namespace) -> None:
                 str(len(chunk.dropped)),
                 decimal(sum(size for _, size in chunk.dropped)),
             )
-        Console(highlight=False).print(table)
+        Console(highlight=False, markup=False).print(table)
     stderr.print(
         f"packed {len(image.chunks)} chunks into {args.output}: {decimal(image.size)}"
         f" ({decimal(image.raw_size)} unpacked); manifest {image.manifest}"
@@ -521,9 +522,9 @@ def cmd_check(args: argparse.Namespace) -> None:
             if module.needs:
                 outcome = f"ok, but it imports {module.needs}, which is not in the environment"
             else:
-                outcome = "ok" if module.ok else f"[red]FAIL[/] {module.error}"
+                outcome = Text("ok") if module.ok else labelled("FAIL", "red", module.error)
             table.add_row(module.name, outcome)
-        Console(highlight=False).print(table)
+        Console(highlight=False, markup=False).print(table)
         stderr.print(
             f"kernel ready in {result.time_to_idle_s:.1f} s;"
             f" {len(result.modules) - len(result.failed)}/{len(result.modules)} modules import;"
@@ -531,7 +532,7 @@ def cmd_check(args: argparse.Namespace) -> None:
             f" {len(result.foreign_requests)} requests left the site"
         )
         for url in result.foreign_requests:
-            stderr.print(f"[red]outside request:[/] {url}")
+            stderr.print(labelled("outside request:", "red", url))
     if not result.ok:
         raise LiteEnvError(f"{args.site}: the check failed")
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from lite_env.archive import name_problem
+from lite_env.errors import LiteEnvError
 
 
 def write_atomically(path: Path, data: bytes | str) -> Path:
@@ -23,3 +27,56 @@ def write_atomically(path: Path, data: bytes | str) -> Path:
         Path(partial).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_file_out(source: Path) -> bytes:
+    """The bytes of a regular file of a prefix; a symlink or special file there is refused.
+
+    Raises LiteEnvError: a read out of a prefix never follows a link, so no host file it
+    points at reaches an image or a site (and a FIFO or device never hangs it).
+    """
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise LiteEnvError(f"{source}: not read (a symlink, or {error.strerror})") from None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LiteEnvError(f"{source}: not a regular file; not read")
+        return stream.read()
+
+
+def copy_folder_out(source: Path, target: Path, *, skip: str = "") -> None:
+    """Copy a folder out of a prefix (files whose name ends with `skip` left out, if given);
+    a symlink or special file anywhere in it is refused (LiteEnvError), never followed."""
+    if source.is_symlink():
+        raise LiteEnvError(f"{source}: a symlink; not copied")
+    for root, dirs, names in os.walk(source):
+        for name in dirs:
+            if Path(root, name).is_symlink():
+                raise LiteEnvError(f"{Path(root, name)}: a symlink; not copied")
+        folder = target / Path(root).relative_to(source)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if not (skip and name.endswith(skip)):
+                (folder / name).write_bytes(read_file_out(Path(root, name)))
+
+
+def prefix_file(prefix: Path, relative: str) -> Path:
+    """prefix/relative, for a path read from the prefix's own metadata (conda-meta/).
+
+    Raises LiteEnvError unless `relative` is a canonical relative path whose folders are
+    real folders of the prefix (none of them a symlink): such a path cannot lead outside.
+    """
+    problem = name_problem(relative)
+    parent = prefix
+    for part in relative.split("/")[:-1] if not problem else ():
+        parent = parent / part
+        if parent.is_symlink() or not parent.is_dir():
+            problem = f"{parent.relative_to(prefix)} is a symlink or not a folder"
+            break
+    if problem:
+        raise LiteEnvError(
+            f"{prefix}: conda-meta/ lists {relative!r} ({problem}); refusing the prefix",
+            hint="the prefix was edited by hand or is hostile: install it again",
+        )
+    return prefix / relative

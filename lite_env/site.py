@@ -20,6 +20,7 @@ from pathlib import Path
 from lite_env.bytecode import KERNEL_IMPORTS
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
+from lite_env.files import read_file_out
 from lite_env.pack import Image
 from lite_env.pyodide_lock import Mode, write_pyodide_lock
 from lite_env.snapshot import Snapshot, snapshot_modules
@@ -138,7 +139,7 @@ def add_environment(
     )
     (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
     for name in RUNTIME_FILES:
-        shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
+        (site / PYODIDE_DIR / name).write_bytes(read_file_out(runtime_dir / name))
     lock_url = f"./{lock.relative_to(site).as_posix()}"
     if mode == "image":
         shutil.copyfile(LOADER, site / PYODIDE_DIR / LOADER_NAME)

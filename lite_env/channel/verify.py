@@ -159,7 +159,8 @@ def _listing(path: Path, max_size: int) -> dict[str, tuple]:
 
 def _link_problems(members: dict[str, tuple]) -> list[str]:
     """Symlinks that lead outside the prefix, alone or through other links of the package,
-    and members unpacked through a link (a canonical package needs neither)."""
+    or to anything but a file of the package, and members unpacked through a link. Since
+    every link ends at a file, no path can pass through one, in this package or another."""
     links = {name: value[1] for name, value in members.items() if value[0] == "symlink"}
     problems = []
     for name in members:
@@ -170,12 +171,16 @@ def _link_problems(members: dict[str, tuple]) -> list[str]:
                 break
             parent = posixpath.dirname(parent)
     for name, target in links.items():
+        resolved = None
+        if not target.startswith("/"):
+            resolved = _resolve(f"{posixpath.dirname(name)}/{target}", links)
         if name.startswith("info/"):
             problems.append(f"{name}: a symlink in info/")
-        elif (
-            target.startswith("/") or _resolve(f"{posixpath.dirname(name)}/{target}", links) is None
-        ):
+        elif resolved is None:
             problems.append(f"{name}: a symlink pointing outside the prefix ({target})")
+        elif members.get("/".join(resolved), ("",))[0] != "file":
+            # a link to a folder, or to another package's file, could chain with other links
+            problems.append(f"{name}: a symlink to no file of the package ({target})")
     return problems
 
 
