@@ -9,6 +9,7 @@ and fail with the server's answer; a cached archive that no longer matches is fe
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import stat
 import tempfile
@@ -24,14 +25,21 @@ from rattler import RepoDataRecord
 from rattler.package_streaming import extract
 
 from lite_env.archive import name_problem
-from lite_env.channel.verify import MAX_UNPACKED_SIZE, unpacked_problems, verify_package
+from lite_env.channel.verify import (
+    MAX_UNPACKED_SIZE,
+    crossing_links,
+    package_layout,
+    unpacked_problems,
+    verify_package,
+)
 from lite_env.errors import LiteEnvError
+from lite_env.files import write_atomically
 
 ATTEMPTS = 3
 TIMEOUT_S = 60
 DOWNLOADS_AT_ONCE = 4
 #: Under the archives folder: a file per sha256 whose contents were verified (sha256 is
-#: checked on every use, the contents once).
+#: checked on every use, the contents once), holding the package's links and folders.
 VERIFIED = "verified"
 
 
@@ -60,7 +68,9 @@ def fetch_packages(
         return RepoDataRecord(record, record.file_name, path.as_uri(), record.channel or "")
 
     with ThreadPoolExecutor(DOWNLOADS_AT_ONCE) as pool:
-        return list(pool.map(fetch, records))
+        local = list(pool.map(fetch, records))
+    _check_crossing_links(local, archives / VERIFIED)
+    return local
 
 
 def _fetch(record: RepoDataRecord, archives: Path) -> Path:
@@ -124,7 +134,7 @@ def _download(record: RepoDataRecord, partial: Path) -> None:
 
 
 def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
-    marker = verified / record.sha256.hex()
+    marker = verified / f"{record.sha256.hex()}.json"
     if marker.exists():
         return path
     problems = verify_package(path, record=record) or _unpacked_by_rattler(path, verified)
@@ -134,8 +144,23 @@ def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
             hint="\n".join(problems[:20]),
         )
     verified.mkdir(exist_ok=True)
-    marker.touch()
+    write_atomically(marker, json.dumps(package_layout(path)))
     return path
+
+
+def _check_crossing_links(records: Sequence[RepoDataRecord], verified: Path) -> None:
+    """Refuse an environment where one package's symlink is another package's folder."""
+    layouts = {
+        r.file_name: json.loads((verified / f"{r.sha256.hex()}.json").read_text()) for r in records
+    }
+    python = next((r.version for r in records if r.name.normalized == "python"), None)
+    version = ".".join(map(str, python.as_major_minor())) if python else None
+    problems = crossing_links(layouts, f"python{version}" if version else None)
+    if problems:
+        raise LiteEnvError(
+            "refusing the environment: a symlink of one package is a folder of another",
+            hint="\n".join(problems[:20]),
+        )
 
 
 def _unpacked_by_rattler(path: Path, scratch_parent: Path) -> list[str]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -126,6 +127,8 @@ _METADATA = ("info/index.json", "info/paths.json", "info/link.json")
 _MAX_METADATA_SIZE = 256 * 1024**2
 #: paths.json's path_type for each kind of archive member.
 _PATH_TYPES = {("hardlink", "file"), ("softlink", "symlink"), ("directory", "dir")}
+#: A symlink target: `..` only at its start, then names (no `.`, no empty component).
+_PLAIN_TARGET = re.compile(r"(\.\./)*(?!\.\.?(/|$))[^/]+(/(?!\.\.?(/|$))[^/]+)*")
 #: The most symlinks followed to resolve one path (as Linux's own limit).
 _MAX_LINK_DEPTH = 40
 
@@ -159,8 +162,8 @@ def _listing(path: Path, max_size: int) -> dict[str, tuple]:
 
 def _link_problems(members: dict[str, tuple]) -> list[str]:
     """Symlinks that lead outside the prefix, alone or through other links of the package,
-    or to anything but a file of the package, and members unpacked through a link. Since
-    every link ends at a file, no path can pass through one, in this package or another."""
+    whose target is not plain, and members unpacked through a link (crossing_links does the
+    same across the packages of an environment)."""
     links = {name: value[1] for name, value in members.items() if value[0] == "symlink"}
     problems = []
     for name in members:
@@ -171,17 +174,49 @@ def _link_problems(members: dict[str, tuple]) -> list[str]:
                 break
             parent = posixpath.dirname(parent)
     for name, target in links.items():
-        resolved = None
-        if not target.startswith("/"):
-            resolved = _resolve(f"{posixpath.dirname(name)}/{target}", links)
         if name.startswith("info/"):
             problems.append(f"{name}: a symlink in info/")
-        elif resolved is None:
+        elif (
+            target.startswith("/") or _resolve(f"{posixpath.dirname(name)}/{target}", links) is None
+        ):
             problems.append(f"{name}: a symlink pointing outside the prefix ({target})")
-        elif members.get("/".join(resolved), ("",))[0] != "file":
-            # a link to a folder, or to another package's file, could chain with other links
-            problems.append(f"{name}: a symlink to no file of the package ({target})")
+        elif not _PLAIN_TARGET.fullmatch(target):
+            problems.append(f"{name}: a symlink target that is not plain ({target})")
     return problems
+
+
+def package_layout(path: Path) -> dict[str, list[str]]:
+    """The symlinks of a verified package and the folders its paths need (its members'
+    folders, and those a link's target passes through): what `crossing_links` compares."""
+    members = _listing(path, MAX_UNPACKED_SIZE)
+    paths = [n for n in members if not n.startswith("info/")]
+    links = sorted(n for n in paths if members[n][0] == "symlink")
+    folders = {n for n in paths if members[n][0] == "dir"}
+    paths += [posixpath.normpath(f"{posixpath.dirname(n)}/{members[n][1]}") for n in links]
+    for name in paths:
+        while name := posixpath.dirname(name):
+            folders.add(name)
+    return {"links": links, "folders": sorted(folders)}
+
+
+def crossing_links(layouts: dict[str, dict[str, list[str]]], python: str | None) -> list[str]:
+    """Paths that are a symlink in one package and a folder in another (after noarch python
+    paths are moved under `python`'s site-packages): a file or link written under such a
+    path would go wherever the link points, so links of several packages could chain out
+    of the prefix. `layouts` maps a package to its package_layout."""
+    moves = {"site-packages": f"lib/{python}/site-packages", "python-scripts": "bin"}
+
+    def installed(path: str) -> str:
+        top, _, rest = path.partition("/")
+        return f"{moves[top]}/{rest}" if python and top in moves and rest else path
+
+    links = {installed(n): package for package, layout in layouts.items() for n in layout["links"]}
+    return [
+        f"{folder}: a symlink in {links[installed(folder)]}, a folder in {package}"
+        for package, layout in layouts.items()
+        for folder in layout["folders"]
+        if installed(folder) in links
+    ]
 
 
 def _resolve(path: str, links: dict[str, str], depth: int = 0) -> list[str] | None:
