@@ -80,3 +80,19 @@ def prefix_file(prefix: Path, relative: str) -> Path:
             hint="the prefix was edited by hand or is hostile: install it again",
         )
     return prefix / relative
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (an environment or lock file).
+
+    Raises FileNotFoundError when it is missing and LiteEnvError when it is not a regular
+    file (a FIFO or /dev/zero is refused without waiting on it) or is larger than `limit`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LiteEnvError(f"{path}: not a regular file; refusing to read it")
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise LiteEnvError(f"{path}: larger than {limit:,} bytes; refusing to read it")
+    return data
