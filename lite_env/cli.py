@@ -23,7 +23,7 @@ from lite_env.channel.build import build_channel
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import PypiPins, read_pins, write_pins
 from lite_env.channel.toolchain import ensure_toolchain
-from lite_env.channel.verify import channel_records, unresolved_depends, verify_package
+from lite_env.channel.verify import channel_records, package_problems, unresolved_depends
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
@@ -62,6 +62,13 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         stderr.print("interrupted")
         return 130
+    except BaseException as error:
+        if type(error).__name__ != "PanicException":
+            raise
+        # py-rattler panics (a BaseException) on some hostile input, e.g. a channel's base_url
+        stderr.print(labelled("error:", "bold red", f"rattler cannot go on: {error}"))
+        stderr.print("the channel, lock or environment file holds something rattler refuses")
+        return 1
     return 0
 
 
@@ -597,12 +604,13 @@ def cmd_channel_index(args: argparse.Namespace) -> None:
 def cmd_channel_verify(args: argparse.Namespace) -> None:
     if not args.channel.is_dir():
         raise LiteEnvError(f"{args.channel}: no such channel folder")
-    packages = sorted(args.channel.glob("*/*.conda"))
-    problems = [
-        f"{package.relative_to(args.channel)}: {problem}"
-        for package in packages
-        for problem in verify_package(package)
-    ]
+    packages = sorted([*args.channel.glob("*/*.conda"), *args.channel.glob("*/*.tar.bz2")])
+    with tempfile.TemporaryDirectory() as scratch:
+        problems = [
+            f"{package.relative_to(args.channel)}: {problem}"
+            for package in packages
+            for problem in package_problems(package, scratch=Path(scratch))
+        ]
     problems += [f"unresolved {d}" for d in unresolved_depends(channel_records(args.channel))]
     if problems:
         raise LiteEnvError(f"{args.channel}: {len(problems)} problems", hint="\n".join(problems))

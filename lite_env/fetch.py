@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import stat
 import tempfile
 import time
@@ -22,15 +21,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from rattler import RepoDataRecord
-from rattler.package_streaming import extract
 
 from lite_env.archive import name_problem
 from lite_env.channel.verify import (
     MAX_UNPACKED_SIZE,
     crossing_links,
     package_layout,
-    unpacked_problems,
-    verify_package,
+    package_problems,
 )
 from lite_env.errors import LiteEnvError
 from lite_env.files import write_atomically
@@ -137,13 +134,13 @@ def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
     marker = verified / f"{record.sha256.hex()}.json"
     if marker.exists():
         return path
-    problems = verify_package(path, record=record) or _unpacked_by_rattler(path, verified)
+    verified.mkdir(exist_ok=True)
+    problems = package_problems(path, record=record, scratch=verified)
     if problems:
         raise LiteEnvError(
             f"{record.file_name}: refusing a package that is not sound",
             hint="\n".join(problems[:20]),
         )
-    verified.mkdir(exist_ok=True)
     write_atomically(marker, json.dumps(package_layout(path)))
     return path
 
@@ -161,20 +158,6 @@ def _check_crossing_links(records: Sequence[RepoDataRecord], verified: Path) -> 
             "refusing the environment: a symlink of one package is a folder of another",
             hint="\n".join(problems[:20]),
         )
-
-
-def _unpacked_by_rattler(path: Path, scratch_parent: Path) -> list[str]:
-    """How rattler's own unpacker reads the (verified) archive differently from the check:
-    it unpacks into a scratch folder, compared file by file with what was verified."""
-    scratch_parent.mkdir(exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".unpacked.", dir=scratch_parent))
-    try:
-        extract(path, scratch)
-        return [f"unpacked by rattler, {p}" for p in unpacked_problems(scratch, path)]
-    except Exception as error:  # rattler's own errors have no common base
-        return [f"rattler cannot unpack it: {error}"]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _check_sha256(record: RepoDataRecord, path: Path, reason: str) -> None:

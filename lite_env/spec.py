@@ -282,8 +282,14 @@ def _check_matchspec(text: str, location: str) -> str:
 
 def _resolve_channel(entry: str, folder: Path, location: str) -> Channel:
     """A URL stays as it is; anything else is a folder relative to the environment file."""
-    scheme = urlparse(entry).scheme
-    if scheme in URL_SCHEMES:
+    try:
+        parsed = urlparse(entry)
+        valid = parsed.port is None or 0 < parsed.port  # .port raises on a bad port
+    except ValueError as error:
+        raise LiteEnvError(f"{location}: invalid channel URL {entry!r}", hint=str(error)) from None
+    if parsed.scheme in URL_SCHEMES:
+        if not valid or (parsed.scheme != "file" and not parsed.hostname):
+            raise LiteEnvError(f"{location}: invalid channel URL {entry!r}")
         return Channel(entry, entry.rstrip("/") + "/")
     if "://" in entry:
         raise LiteEnvError(f"{location}: unsupported channel URL {entry!r}")

@@ -7,12 +7,15 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import tarfile
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
 from rattler import Channel, MatchSpec, PackageRecord, RepoData, RepoDataRecord
+from rattler.package_streaming import extract
 
 from lite_env.archive import ArchiveError, canonical_members, name_problem
 from lite_env.solve import SUBDIRS
@@ -88,6 +91,25 @@ def verify_package(
     files = {name for name, value in payload.items() if value[0] != "dir"}
     problems += [f"{name}: not listed in paths.json" for name in sorted(files - listed)]
     return problems
+
+
+def package_problems(
+    path: Path, *, record: PackageRecord | None = None, scratch: Path
+) -> list[str]:
+    """The problems of a package as install and `channel verify` check it: verify_package,
+    then rattler's own unpacker run on the archive (in a folder under `scratch`, removed)
+    and what it wrote compared with what was verified, file by file."""
+    problems = verify_package(path, record=record)
+    if problems:
+        return problems
+    unpacked = Path(tempfile.mkdtemp(prefix=".unpacked.", dir=scratch))
+    try:
+        extract(path, unpacked)
+        return [f"unpacked by rattler, {p}" for p in unpacked_problems(unpacked, path)]
+    except Exception as error:  # rattler's own errors have no common base
+        return [f"rattler cannot unpack it: {error}"]
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
 
 
 def unpacked_problems(folder: Path, archive: Path) -> list[str]:
