@@ -36,6 +36,10 @@ from lite_env.spec import EnvSpec, read_spec
 DEFAULT_ENVIRONMENT = "environment.yml"
 
 
+#: What py-rattler raises when its Rust code panics (PanicException is a BaseException).
+RUST_PANICS = ("PanicException", "RustPanic")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and leave the process with its exit code.
 
@@ -63,7 +67,7 @@ def run(argv: list[str] | None = None) -> int:
         stderr.print("interrupted")
         return 130
     except BaseException as error:
-        if type(error).__name__ != "PanicException":
+        if type(error).__name__ not in RUST_PANICS:
             raise
         # py-rattler panics (a BaseException) on some hostile input, e.g. a channel's base_url
         stderr.print(labelled("error:", "bold red", f"rattler cannot go on: {error}"))
