@@ -352,7 +352,7 @@ def test_links_of_several_packages_cannot_chain_out(attack, tmp_path, first, sec
     assert "symlink" in result.stderr, result.stderr
 
 
-def test_a_canonical_package_with_inner_links_installs(attack, tmp_path, lite_env):
+def test_a_canonical_package_with_inner_links_installs(tmp_path, lite_env):
     """The checks refuse no honest package: a relative link to a file, and one dangling
     (split packages point at a file of another package)."""
     payload = [
@@ -363,6 +363,7 @@ def test_a_canonical_package_with_inner_links_installs(attack, tmp_path, lite_en
     write_conda(tmp_path / "channel" / "noarch", "evil", payload)
     runtime_packages(tmp_path / "channel")
     index_channel(tmp_path / "channel")
+    (tmp_path / "environment.yml").write_text("channels: [./channel]\ndependencies: [evil]\n")
     result = lite_env("install", "-p", tmp_path / "out" / "prefix", "environment.yml")
     assert result.code == 0, result.stderr
     lib = tmp_path / "out" / "prefix" / "lib"

@@ -237,3 +237,53 @@ def test_install_replaces_an_empty_folder_and_its_own_prefix(tmp_path, lite_env,
     assert lite_env("install", "-p", tmp_path / "empty", env).code == 0
     assert (tmp_path / "empty" / "conda-meta" / PREFIX_MARKER).is_file()
     assert lite_env("install", "-p", tmp_path / "empty", env).code == 0
+
+
+def _prefix_with_extension(prefix: Path) -> Path:
+    folder = prefix / "share" / "jupyter" / "labextensions" / "evil-ext"
+    folder.mkdir(parents=True)
+    package = {"name": "evil-ext", "version": "1.0", "jupyterlab": {"_build": {"load": "x.js"}}}
+    (folder / "package.json").write_text(json.dumps(package))
+    (prefix / "conda-meta").mkdir()
+    return folder
+
+
+def test_the_site_copy_of_an_extension_never_follows_a_link(tmp_path):
+    from lite_env.errors import LiteEnvError
+    from lite_env.extensions import copy_extension, environment_extensions
+
+    plant_canaries(tmp_path)
+    folder = _prefix_with_extension(tmp_path / "prefix")
+    (folder / "static").mkdir()
+    (folder / "static" / "secret.js").symlink_to(tmp_path / "host" / "secret.txt")
+    (folder / "leak").symlink_to(tmp_path / "host")
+    (extension,) = environment_extensions(tmp_path / "prefix")
+    with pytest.raises(LiteEnvError, match="symlink"):
+        copy_extension(extension, tmp_path / "site" / "extensions")
+    assert not holds_secret(tmp_path / "site")
+
+
+def test_an_extension_behind_a_symlinked_folder_is_refused(tmp_path):
+    from lite_env.errors import LiteEnvError
+    from lite_env.extensions import environment_extensions
+
+    plant_canaries(tmp_path)
+    outside = tmp_path / "host" / "labextensions"
+    _prefix_with_extension(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "share" / "jupyter" / "labextensions").rename(outside)
+    prefix = tmp_path / "prefix"
+    (prefix / "share" / "jupyter").mkdir(parents=True)
+    (prefix / "conda-meta").mkdir()
+    (prefix / "share" / "jupyter" / "labextensions").symlink_to(outside)
+    with pytest.raises(LiteEnvError, match="symlink"):
+        environment_extensions(prefix)
+
+
+def test_a_runtime_file_that_is_a_symlink_is_not_copied(tmp_path):
+    from lite_env.errors import LiteEnvError
+    from lite_env.files import read_file_out
+
+    plant_canaries(tmp_path)
+    (tmp_path / "pyodide.asm.wasm").symlink_to(tmp_path / "host" / "secret.txt")
+    with pytest.raises(LiteEnvError, match="symlink"):
+        read_file_out(tmp_path / "pyodide.asm.wasm")
