@@ -131,7 +131,7 @@ def _download(record: RepoDataRecord, partial: Path) -> None:
 
 
 def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
-    marker = verified / f"{record.sha256.hex()}.json"
+    marker = _marker(record, verified)
     if marker.exists():
         return path
     verified.mkdir(exist_ok=True)
@@ -145,11 +145,18 @@ def _verified(record: RepoDataRecord, path: Path, verified: Path) -> Path:
     return path
 
 
+def verified_members(record: RepoDataRecord, cache_dir: Path) -> dict[str, list]:
+    """The members of a package fetched and verified (see package_layout)."""
+    return json.loads(_marker(record, cache_dir / "archives" / VERIFIED).read_text())["members"]
+
+
+def _marker(record: RepoDataRecord, verified: Path) -> Path:
+    return verified / f"{record.sha256.hex()}.layout.json"
+
+
 def _check_crossing_links(records: Sequence[RepoDataRecord], verified: Path) -> None:
     """Refuse an environment where one package's symlink is another package's folder."""
-    layouts = {
-        r.file_name: json.loads((verified / f"{r.sha256.hex()}.json").read_text()) for r in records
-    }
+    layouts = {r.file_name: json.loads(_marker(r, verified).read_text()) for r in records}
     python = next((r.version for r in records if r.name.normalized == "python"), None)
     version = ".".join(map(str, python.as_major_minor())) if python else None
     problems = crossing_links(layouts, f"python{version}" if version else None)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from rattler import InstallerReporter, RepoDataRecord, Subdir, install
 from rattler.exceptions import InstallerError, LinkError, TransactionError
 
 from lite_env.channel.verify import unpacked_problems
 from lite_env.errors import LiteEnvError
-from lite_env.fetch import fetch_packages
+from lite_env.fetch import fetch_packages, verified_members
 from lite_env.solve import PLATFORM
 
 #: The prefix of the environment inside the browser: Pyodide's sys.prefix.
@@ -42,7 +41,7 @@ def install_prefix(
     _check_replaceable(prefix)
     local = fetch_packages(records, cache_dir=cache_dir)
     for record in local:
-        drop_altered_cache_entry(record, cache_dir / "pkgs")
+        drop_altered_cache_entry(record, cache_dir / "pkgs", verified_members(record, cache_dir))
     staging = prefix.with_name(f".{prefix.name}.part")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -83,12 +82,14 @@ def _check_replaceable(prefix: Path) -> None:
     )
 
 
-def drop_altered_cache_entry(record: RepoDataRecord, package_cache: Path) -> None:
-    """Remove rattler's unpacked copy of a package unless it is exactly the (verified)
-    archive: rattler links from that copy without checking it, and unpacks the archive again
-    when the copy is gone."""
+def drop_altered_cache_entry(
+    record: RepoDataRecord, package_cache: Path, members: Mapping[str, Sequence]
+) -> None:
+    """Remove rattler's unpacked copy of a package unless it is exactly the verified archive
+    (its `members`): rattler links from that copy without checking it, and unpacks the
+    archive again when the copy is gone."""
     entry = package_cache / record.file_name.removesuffix(".conda").removesuffix(".tar.bz2")
     if entry.is_symlink():
         entry.unlink()
-    elif entry.is_dir() and unpacked_problems(entry, Path(unquote(urlparse(record.url).path))):
+    elif entry.is_dir() and unpacked_problems(entry, members):
         shutil.rmtree(entry)

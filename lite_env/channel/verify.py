@@ -10,7 +10,7 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -105,18 +105,19 @@ def package_problems(
     unpacked = Path(tempfile.mkdtemp(prefix=".unpacked.", dir=scratch))
     try:
         extract(path, unpacked)
-        return [f"unpacked by rattler, {p}" for p in unpacked_problems(unpacked, path)]
+        members = package_layout(path)["members"]
+        return [f"unpacked by rattler, {p}" for p in unpacked_problems(unpacked, members)]
     except Exception as error:  # rattler's own errors have no common base
         return [f"rattler cannot unpack it: {error}"]
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
 
 
-def unpacked_problems(folder: Path, archive: Path) -> list[str]:
-    """How `folder` differs from what the (verified) `archive` holds: every file with its
-    sha256, every symlink with its target, no other file, link or folder. An empty list when
-    the folder is exactly the archive unpacked; links in the folder are never followed."""
-    expected = {name: value[:2] for name, value in _listing(archive, MAX_UNPACKED_SIZE).items()}
+def unpacked_problems(folder: Path, members: Mapping[str, Sequence]) -> list[str]:
+    """How `folder` differs from a verified archive's `members` (package_layout's): every
+    file with its sha256, every symlink with its target, no other file, link or folder. An
+    empty list when the folder is exactly the archive unpacked; links are never followed."""
+    expected = {name: tuple(value) for name, value in members.items()}
     folders = {name for name, value in expected.items() if value[0] == "dir"}
     for name in expected:
         while name := posixpath.dirname(name):
@@ -207,9 +208,11 @@ def _link_problems(members: dict[str, tuple]) -> list[str]:
     return problems
 
 
-def package_layout(path: Path) -> dict[str, list[str]]:
-    """The symlinks of a verified package and the folders its paths need (its members'
-    folders, and those a link's target passes through): what `crossing_links` compares."""
+def package_layout(path: Path) -> dict:
+    """What later checks need of a verified package, as JSON: its symlinks and the folders
+    its paths need (its members' folders, and those a link's target passes through), which
+    `crossing_links` compares; and its members (("file", sha256), ("symlink", target) or
+    ("dir",) by path), which `unpacked_problems` compares an unpacked copy with."""
     members = _listing(path, MAX_UNPACKED_SIZE)
     paths = [n for n in members if not n.startswith("info/")]
     links = sorted(n for n in paths if members[n][0] == "symlink")
@@ -218,10 +221,14 @@ def package_layout(path: Path) -> dict[str, list[str]]:
     for name in paths:
         while name := posixpath.dirname(name):
             folders.add(name)
-    return {"links": links, "folders": sorted(folders)}
+    return {
+        "links": links,
+        "folders": sorted(folders),
+        "members": {name: value[:2] for name, value in members.items()},
+    }
 
 
-def crossing_links(layouts: dict[str, dict[str, list[str]]], python: str | None) -> list[str]:
+def crossing_links(layouts: dict[str, dict], python: str | None) -> list[str]:
     """Paths that are a symlink in one package and a folder in another (after noarch python
     paths are moved under `python`'s site-packages): a file or link written under such a
     path would go wherever the link points, so links of several packages could chain out
