@@ -83,12 +83,11 @@ def locked(tmp_path, lite_env, http_channel):
     original = lock.read_text()
 
     def install(*lines: str, conda_url: str | None = None):
-        line = f"- conda: {url}/noarch/{PACKAGE}\n"
-        head, found, tail = original.rpartition(line)  # the record, after the environment's list
+        line = f"- conda: {conda_url or f'{url}/noarch/{PACKAGE}'}\n"
+        text = original.replace(f"- conda: {url}/noarch/{PACKAGE}\n", line)
+        head, found, tail = text.rpartition(line)  # the record, after the environment's list
         assert found and "\npackages:\n" in head
-        edited = f"- conda: {conda_url or f'{url}/noarch/{PACKAGE}'}\n"
-        edited += "".join(f"  {extra}\n" for extra in lines)
-        lock.write_text(head + edited + tail)
+        lock.write_text(head + line + "".join(f"  {extra}\n" for extra in lines) + tail)
         before = tree_state(tmp_path, skip=("cache", "out"))
         result = lite_env("install", "--locked", "-p", "out/prefix", "environment.yml")
         assert tree_state(tmp_path, skip=("cache", "out")) == before
@@ -123,7 +122,9 @@ def test_a_record_file_name_that_is_not_a_plain_name_is_refused(locked, tmp_path
 def test_a_url_whose_last_segment_climbs_is_refused(locked, tmp_path, http_channel):
     url, _ = http_channel
     result = locked(conda_url=f"{url}/noarch/..%2F..%2F..%2Fvictim-1.0-0.conda")
+    # rattler keeps `%2F` in the file name: a plain name in the cache; the fetch then fails
     assert result.code == 1, result.stderr
+    assert result.stderr.startswith("error: cannot fetch ..%2F..%2F..%2Fvictim-1.0-0.conda")
     assert not (tmp_path / "out" / "prefix").exists()
 
 
