@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
+from rich.text import Text
 
 from lite_env import __version__
 from lite_env.bytecode import compile_bytecode
@@ -30,7 +31,7 @@ from lite_env.lock import lock_environment, locked_records
 from lite_env.options import BYTECODE_MODES, MODES, BuildOptions
 from lite_env.pack import pack
 from lite_env.pipeline import build
-from lite_env.progress import install_progress, stderr
+from lite_env.progress import install_progress, labelled, stderr
 from lite_env.serve import make_server
 from lite_env.site import kernel_settings
 from lite_env.site_check import check_site, site_modules
@@ -39,6 +40,10 @@ from lite_env.spec import EnvSpec, read_spec
 from lite_env.verify import verify_channel
 
 DEFAULT_ENVIRONMENT = "environment.yml"
+
+
+#: What py-rattler raises when its Rust code panics (PanicException is a BaseException).
+RUST_PANICS = ("PanicException", "RustPanic")
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,20 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args.command(args)
     except LiteEnvError as error:
-        stderr.print(f"[bold red]error:[/] {error.message}")
+        stderr.print(labelled("error:", "bold red", error.message))
         if error.hint:
-            stderr.print(error.hint, markup=False)
+            stderr.print(error.hint)
         return 1
     except KeyboardInterrupt:
         stderr.print("interrupted")
         return 130
+    except BaseException as error:
+        if type(error).__name__ not in RUST_PANICS:
+            raise
+        # py-rattler panics (a BaseException) on some hostile input, e.g. a channel's base_url
+        stderr.print(labelled("error:", "bold red", f"rattler cannot go on: {error}"))
+        stderr.print("the channel, lock or environment file holds something rattler refuses")
+        return 1
     return 0
 
 
@@ -165,15 +177,17 @@ def _group(args: argparse.Namespace) -> None:
 def _spec(args: argparse.Namespace) -> EnvSpec:
     spec = read_spec(args.environment)
     for warning in spec.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
+        stderr.print(labelled("warning:", "yellow", str(warning)))
     return spec
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print rows as a table; a cell is text as it is (a rich Text keeps its style), never
+    read as markup: names and messages come from environment files and channels."""
     table = Table(*headers, box=None)
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
-    Console(highlight=False).print(table)
+        table.add_row(*(cell if isinstance(cell, Text) else str(cell) for cell in row))
+    Console(highlight=False, markup=False).print(table)
 
 
 def _print_json(value: object) -> None:
@@ -316,7 +330,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             report=lambda message: status.update(message),
         )
     for warning in result.warnings():
-        stderr.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        stderr.print(labelled("warning:", "yellow", str(warning)))
     if args.json:
         _print_json(result.to_json())
         return
@@ -360,7 +374,7 @@ def cmd_pack(args: argparse.Namespace) -> None:
         with stderr.status("compiling bytecode in Pyodide"):
             problems = compile_bytecode(args.prefix, overlay, mode=args.bytecode).problems
         for problem in problems:
-            stderr.print(f"[yellow]warning:[/] bytecode: {problem}")
+            stderr.print(labelled("warning:", "yellow", f"bytecode: {problem}"))
         image = pack(args.prefix, args.output, overlay=overlay)
     if args.explain:
         rows = [

@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.files import copy_folder_out, prefix_file
 from lite_env.kernel import KERNEL_DISTRIBUTION, KERNEL_EXTENSION
 
 #: Where a prefix keeps its federated JupyterLab extensions.
@@ -73,6 +74,7 @@ def environment_extensions(prefix: Path) -> tuple[LabExtension, ...]:
         if not _is_prebuilt(document):
             continue  # a source extension needs a JupyterLab build: jupyterlite-core skips it too
         relative = package_json.relative_to(prefix).as_posix()
+        prefix_file(prefix, relative)  # no folder on the way is a symlink
         found.append(
             LabExtension(
                 name=document["name"],
@@ -123,7 +125,7 @@ def copy_extension(extension: LabExtension, extensions_dir: Path) -> Path:
     without source maps, as jupyterlite-core does with --no-sourcemaps; return its folder."""
     target = extensions_dir / extension.name
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(extension.folder, target, ignore=shutil.ignore_patterns("*.map"))
+    copy_folder_out(extension.folder, target, skip=".map")
     return target
 
 

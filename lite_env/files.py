@@ -1,17 +1,20 @@
-"""Files: their sha256, and writing them so that a reader never sees half of one, even with
-several writers at once."""
+"""Files: their sha256, writing them so that a reader never sees half of one (even with several
+writers at once), and reading them out of a prefix or from the user without following a link
+or waiting on a special file."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lite_env.archive import name_problem
 from lite_env.errors import LiteEnvError
 
 
@@ -68,3 +71,72 @@ def read_json(path: Path, *, what: str, keys: Sequence[str] = ()) -> Any:
             )
         value = value[key]
     return value
+
+
+def read_file_out(source: Path) -> bytes:
+    """The bytes of a regular file of a prefix; a symlink or special file there is refused.
+
+    Raises LiteEnvError: a read out of a prefix never follows a link, so no host file it
+    points at reaches an image or a site (and a FIFO or device never hangs it).
+    """
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise LiteEnvError(f"{source}: not read (a symlink, or {error.strerror})") from None
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LiteEnvError(f"{source}: not a regular file; not read")
+        return stream.read()
+
+
+def copy_folder_out(source: Path, target: Path, *, skip: str = "") -> None:
+    """Copy a folder out of a prefix (files whose name ends with `skip` left out, if given);
+    a symlink or special file anywhere in it is refused (LiteEnvError), never followed."""
+    if source.is_symlink():
+        raise LiteEnvError(f"{source}: a symlink; not copied")
+    for root, dirs, names in os.walk(source):
+        for name in dirs:
+            if Path(root, name).is_symlink():
+                raise LiteEnvError(f"{Path(root, name)}: a symlink; not copied")
+        folder = target / Path(root).relative_to(source)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if not (skip and name.endswith(skip)):
+                (folder / name).write_bytes(read_file_out(Path(root, name)))
+
+
+def prefix_file(prefix: Path, relative: str) -> Path:
+    """prefix/relative, for a path read from the prefix's own metadata (conda-meta/).
+
+    Raises LiteEnvError unless `relative` is a canonical relative path whose folders are
+    real folders of the prefix (none of them a symlink): such a path cannot lead outside.
+    """
+    problem = name_problem(relative)
+    parent = prefix
+    for part in relative.split("/")[:-1] if not problem else ():
+        parent = parent / part
+        if parent.is_symlink() or not parent.is_dir():
+            problem = f"{parent.relative_to(prefix)} is a symlink or not a folder"
+            break
+    if problem:
+        raise LiteEnvError(
+            f"{prefix}: conda-meta/ lists {relative!r} ({problem}); refusing the prefix",
+            hint="the prefix was edited by hand or is hostile: install it again",
+        )
+    return prefix / relative
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (an environment or lock file).
+
+    Raises FileNotFoundError when it is missing and LiteEnvError when it is not a regular
+    file (a FIFO or /dev/zero is refused without waiting on it) or is larger than `limit`.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LiteEnvError(f"{path}: not a regular file; refusing to read it")
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise LiteEnvError(f"{path}: larger than {limit:,} bytes; refusing to read it")
+    return data

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from rattler import PrefixRecord
 
-from lite_env.files import write_atomically
+from lite_env.files import prefix_file, read_file_out, write_atomically
 from lite_env.options import BuildOptions
 
 FORMAT = "lite-env-image/1"
@@ -174,6 +174,8 @@ def pack(
     for record in _records(prefix):
         name = record.name.normalized
         paths = sorted(str(p) for p in record.files)
+        for path in paths:
+            prefix_file(prefix, path)  # conda-meta/ is data: nothing outside the prefix
         kept = [p for p in paths if not rules.excluded(name, p)]
         dropped = tuple((p, _size(prefix / p)) for p in paths if p not in set(kept))
         extra = _owned(generated, kept)
@@ -255,9 +257,9 @@ def _write_chunk(
     entries: dict[str, bytes | str] = {}  # path → bytes, or a symlink's target
     for path in kept:
         source = prefix / path
-        entries[path] = os.readlink(source) if source.is_symlink() else source.read_bytes()
+        entries[path] = os.readlink(source) if source.is_symlink() else read_file_out(source)
     for path, source in extra.items():
-        entries[path] = source.read_bytes()
+        entries[path] = read_file_out(source)
     for folder in sorted({os.path.dirname(p) for p in kept if ".dist-info/" in p}):
         if folder.endswith(".dist-info"):
             entries[f"{folder}/{PYODIDE_SOURCE[0]}"] = PYODIDE_SOURCE[1]

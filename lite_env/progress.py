@@ -14,8 +14,16 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+#: Markup is off on every console: the text printed holds file names, specs and messages
+#: from environment files and channels, where `[/x]` is text, not a style (rich would fail).
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def labelled(label: str, style: str, text: str) -> Text:
+    """`label` in `style`, then the text as it is (never read as markup)."""
+    return Text.assemble((label, style), " ", text)
 
 
 class InstallProgress:

@@ -27,12 +27,18 @@ class StaticHandler(SimpleHTTPRequestHandler):
 
     def translate_path(self, path: str) -> str:
         """The file for a URL path, or a path that does not exist when it would lead outside
-        the folder (`..` is already dropped by the base class; this catches symlinks)."""
+        the folder (`..` is already dropped by the base class; this catches symlinks), holds
+        a NUL or names something that is not a file or folder."""
         translated = super().translate_path(path)
         root = os.path.realpath(self.directory)
+        nowhere = os.path.join(root, ".lite-env-outside-the-folder")
+        if "\0" in translated:
+            return nowhere  # `%00`: no file has a NUL in its name
         real = os.path.realpath(translated)
         if real != root and not real.startswith(root + os.sep):
-            return os.path.join(root, ".lite-env-outside-the-folder")
+            return nowhere
+        if os.path.exists(real) and not (os.path.isfile(real) or os.path.isdir(real)):
+            return nowhere  # a FIFO or device would hang or never end
         return translated
 
     def end_headers(self) -> None:

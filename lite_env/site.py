@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, site_extensions
-from lite_env.files import read_json, write_atomically
+from lite_env.files import read_file_out, read_json, write_atomically
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
@@ -133,7 +133,7 @@ def add_environment(
     )
     (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
     for name in RUNTIME_FILES:
-        shutil.copyfile(runtime_dir / name, site / PYODIDE_DIR / name)
+        (site / PYODIDE_DIR / name).write_bytes(read_file_out(runtime_dir / name))
     lock_url = f"./{lock.relative_to(site).as_posix()}"
     if mode == "image":
         write_loader(site / PYODIDE_DIR)

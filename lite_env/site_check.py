@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rich.filesize import decimal
+from rich.text import Text
 
 from lite_env.errors import LiteEnvError
 from lite_env.files import read_json
@@ -105,25 +106,25 @@ class CheckResult:
             "requests": len(self.requests),
         }
 
-    def rows(self) -> list[tuple[str, str]]:
-        """(module, outcome) for each module, the outcome with rich markup."""
+    def rows(self) -> list[tuple[str, str | Text]]:
+        """(module, outcome) for each module, a failure styled (rich Text, never markup)."""
         rows = []
         for module in self.modules:
             if module.needs:
                 outcome = f"ok, but it imports {module.needs}, which is not in the environment"
             else:
-                outcome = "ok" if module.ok else f"[red]FAIL[/] {module.error}"
+                outcome = "ok" if module.ok else Text.assemble(("FAIL", "red"), " ", module.error)
             rows.append((module.name, outcome))
         return rows
 
-    def lines(self) -> list[str]:
-        """The check's summary for a person (rich markup), one line each."""
+    def lines(self) -> list[str | Text]:
+        """The check's summary for a person, one line each (rich Text, never markup)."""
         return [
             f"kernel ready in {self.time_to_idle_s:.1f} s;"
             f" {len(self.modules) - len(self.failed)}/{len(self.modules)} modules import;"
             f" {decimal(self.bytes_received)} received;"
             f" {len(self.foreign_requests)} requests left the site",
-            *(f"[red]outside request:[/] {url}" for url in self.foreign_requests),
+            *(Text.assemble(("outside request:", "red"), " ", u) for u in self.foreign_requests),
         ]
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import rattler
 from rattler import (
@@ -69,6 +71,7 @@ def solve(
 
     Raises LiteEnvError with the solver's explanation when the spec cannot be satisfied.
     """
+    _check_local_base_urls([c.url for c in spec.channels])
     channels = [Channel(c.url) for c in spec.channels] + [Channel(url) for url in extra_channels]
     gateway = _gateway(cache_dir)
     try:
@@ -83,6 +86,29 @@ def solve(
             hint=f"{error}\nchannels: " + ", ".join(c.url for c in spec.channels),
         ) from None
     return sorted(records, key=lambda r: r.name.normalized)
+
+
+def _check_local_base_urls(urls: Sequence[str]) -> None:
+    """Refuse a local channel whose repodata gives a base_url that is not a valid URL:
+    rattler would panic on it (a hostile HTTP channel's is caught as a panic at the CLI)."""
+    for url in urls:
+        if not url.startswith("file://"):
+            continue
+        for subdir in SUBDIRS:
+            repodata = Path(unquote(urlparse(url).path), subdir, "repodata.json")
+            try:
+                info = json.loads(repodata.read_bytes()).get("info") or {}
+                base_url = info.get("base_url")
+                if base_url is not None:
+                    parsed = urlparse(base_url)
+                    if parsed.port is not None and not 0 < parsed.port:
+                        raise ValueError("port 0")
+            except (OSError, ValueError, AttributeError, TypeError) as error:
+                if isinstance(error, FileNotFoundError):
+                    continue
+                raise LiteEnvError(
+                    f"{repodata}: not a usable repodata.json", hint=f"base_url: {error}"
+                ) from None
 
 
 def channel_names(spec: EnvSpec, *, cache_dir: Path) -> set[str]:

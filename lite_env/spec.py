@@ -15,12 +15,17 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from lite_env.errors import LiteEnvError
+from lite_env.files import read_small_file
 from lite_env.options import BYTECODE_MODES, BuildOptions
 
 #: Keys that conda itself writes into environment files; accepted and not used.
 CONDA_KEYS = frozenset({"variables", "prefix"})
 #: lite-env's own section: how the environment is shipped (see BuildOptions).
 OWN_KEY = "lite-env"
+#: The largest environment file read (bytes), and the most values it may hold once its
+#: YAML aliases are expanded.
+MAX_FILE_SIZE = 1024**2
+MAX_VALUES = 100_000
 KNOWN_KEYS = frozenset({"name", "channels", "dependencies", OWN_KEY}) | CONDA_KEYS
 #: Channel entries that only tell conda to leave out its default channels.
 IGNORED_CHANNELS = frozenset({"nodefaults"})
@@ -86,7 +91,7 @@ def read_spec(path: str | Path) -> EnvSpec:
     """
     path = Path(path).absolute()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_file(path, MAX_FILE_SIZE).decode("utf-8")
     except FileNotFoundError:
         raise LiteEnvError(f"{path}: no such environment file") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -99,7 +104,29 @@ def read_spec(path: str | Path) -> EnvSpec:
         raise LiteEnvError(f"{path}{line}: invalid YAML: {error.problem or error}") from None
     except YAMLError as error:
         raise LiteEnvError(f"{path}: invalid YAML: {error}") from None
+    _check_expanded_size(path, document)
     return _parse_document(path, document)
+
+
+def _check_expanded_size(path: Path, document: object) -> None:
+    """Refuse a document of more than MAX_VALUES values once aliases are expanded: a few
+    hundred bytes of nested aliases (a "billion laughs") would otherwise expand to gigabytes
+    in any code that walks it."""
+    stack, count = [document], 0
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise LiteEnvError(
+                f"{path}: more than {MAX_VALUES:,} values once YAML aliases are expanded;"
+                " refusing it",
+                hint="an environment file needs no aliases; write the values out",
+            )
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def _parse_document(path: Path, document: object) -> EnvSpec:
@@ -231,8 +258,14 @@ def _check_matchspec(text: str, location: str) -> str:
 
 def _resolve_channel(entry: str, folder: Path, location: str) -> Channel:
     """A URL stays as it is; anything else is a folder relative to the environment file."""
-    scheme = urlparse(entry).scheme
-    if scheme in URL_SCHEMES:
+    try:
+        parsed = urlparse(entry)
+        valid = parsed.port is None or 0 < parsed.port  # .port raises on a bad port
+    except ValueError as error:
+        raise LiteEnvError(f"{location}: invalid channel URL {entry!r}", hint=str(error)) from None
+    if parsed.scheme in URL_SCHEMES:
+        if not valid or (parsed.scheme != "file" and not parsed.hostname):
+            raise LiteEnvError(f"{location}: invalid channel URL {entry!r}")
         return Channel(entry, entry.rstrip("/") + "/")
     if "://" in entry:
         raise LiteEnvError(f"{location}: unsupported channel URL {entry!r}")

@@ -1,8 +1,9 @@
 """Print lite_env's import graph by layer and check the house rules; exit 1 on a violation.
 
-Layers: the base (neutral: platform, errors, files, the .conda format, verification, options,
-the kernel's facts), the pipeline stages, lite_env/channel/ (a client of the base), and the
-edge (the CLI and the jupyterlite addon, which may import anything). Rules:
+Layers: the base (neutral: platform, errors, files, the .conda format, the canonical-archive
+check, verification, options, the kernel's facts), the pipeline stages, lite_env/channel/ (a
+client of the base), and the edge (the CLI and the jupyterlite addon, which may import
+anything). Rules:
 
 - no circle, counting imports inside functions too (so none can hide one);
 - the base imports only the base; the channel imports the base and itself;
@@ -23,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "lite_env"
 BASE = frozenset(
     {
         "lite_env",
+        "lite_env.archive",
         "lite_env.cache",
         "lite_env.conda_file",
         "lite_env.errors",
