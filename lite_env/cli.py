@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from rich.console import Console
 from rich.filesize import decimal
 from rich.table import Table
@@ -18,11 +19,12 @@ from lite_env.build import build
 from lite_env.bytecode import compile_bytecode
 from lite_env.cache import ENV_VAR, cache_dir
 from lite_env.channel import pypi
-from lite_env.channel.build import build_channel
+from lite_env.channel.build import build_channel, recipe_packages
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import PypiPins, read_pins, write_pins
 from lite_env.channel.toolchain import ensure_toolchain
 from lite_env.channel.verify import channel_records, unresolved_depends, verify_package
+from lite_env.channel.wheel import conda_name
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
@@ -235,9 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         "add-pypi",
         help="pin PyPI packages (and their closure, for Pyodide) into recipes/pypi.yaml",
         description="Resolve PyPI requirements for Pyodide (markers evaluated for"
-        " emscripten/wasm32, Python 3.14), download the pure wheels and pin them (name, version,"
-        " sha256) in recipes/pypi.yaml. `channel build` then converts them into noarch conda"
-        " packages. A package without a pure wheel is refused: it needs a compiled recipe.",
+        " emscripten/wasm32, Python 3.14), download the wheels and pin them (name, version,"
+        " sha256) in recipes/pypi.yaml. `channel build` then converts them into conda packages:"
+        " pure wheels into noarch ones; for a project without a pure wheel, its PEP 783 wheel for"
+        " the runtime's ABI (pyemscripten_2026_0_wasm32) into an emscripten-wasm32 one. A project"
+        " with neither is refused: it needs a compiled recipe. A project that a recipe in"
+        " recipes/ builds is not taken from PyPI: the recipe wins.",
     )
     add_pypi.add_argument(
         "requirements", nargs="*", metavar="REQUIREMENT", help="e.g. 'ipython>=9'"
@@ -540,10 +545,19 @@ def cmd_channel_add_pypi(args: argparse.Namespace) -> None:
     pins = read_pins(args.recipes)
     requirements = (*pins.requirements, *args.requirements)
     find_in = (*pins.find_in, *args.find_in)
+    from_recipes = recipe_packages(args.recipes)
     wheels = pypi.resolve(
-        requirements, cache_dir=cache_dir(args.cache_dir), preferred=pins.wheels, find_in=find_in
+        requirements,
+        cache_dir=cache_dir(args.cache_dir),
+        preferred=pins.wheels,
+        find_in=find_in,
+        provided=from_recipes,
     )
     path = write_pins(args.recipes, PypiPins(tuple(requirements), tuple(find_in), tuple(wheels)))
+    for requirement in args.requirements:
+        name = conda_name(Requirement(requirement).name)
+        if name in from_recipes:
+            stderr.print(f"  = {name}: built by a recipe in {args.recipes}, not taken from PyPI")
     before = {(p.name, p.version) for p in pins.wheels}
     for wheel in wheels:
         if (wheel.name, wheel.version) not in before:
@@ -561,6 +575,8 @@ def cmd_channel_build(args: argparse.Namespace) -> None:
         )
     for package in result.built:
         stderr.print(f"  + {package.relative_to(result.channel)}")
+    for wheel in result.skipped:
+        stderr.print(f"  = {wheel.file}: skipped, a recipe builds {wheel.name}")
     stderr.print(f"{result.channel}: {len(result.built)} packages built, {len(result.kept)} kept")
 
 

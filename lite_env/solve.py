@@ -23,6 +23,13 @@ from lite_env.spec import EnvSpec
 
 PLATFORM = "emscripten-wasm32"
 SUBDIRS = (PLATFORM, "noarch")
+#: The runtime's Python and binary ABI: Pyodide 314.0.7 is CPython 3.14 and its
+#: pyodide-lock.json says `abi_version: 2026_0`. Compiled packages, and wheels from PyPI
+#: (PEP 783), load only when built for exactly these.
+PYTHON_VERSION = (3, 14)
+PYODIDE_ABI = "2026_0"
+#: The platform tag of PEP 783 wheels built for the runtime's ABI.
+WHEEL_PLATFORM = f"pyemscripten_{PYODIDE_ABI}_wasm32"
 #: Emscripten is a unix; the browser has no libc or CPU features to describe.
 VIRTUAL_PACKAGES = (("__unix", "0", "0"),)
 #: Few concurrent requests: plain static servers (python -m http.server) stall on bursts.

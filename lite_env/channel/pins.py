@@ -15,7 +15,8 @@ from lite_env.files import write_atomically
 
 FILE_NAME = "pypi.yaml"
 HEADER = """\
-# PyPI wheels converted into noarch conda packages of this channel.
+# PyPI wheels converted into conda packages of this channel (noarch; emscripten-wasm32 for
+# PEP 783 wheels built for the runtime's ABI, taken when a project has no pure wheel).
 # Written by `lite-env channel add-pypi`; `lite-env channel build` fetches exactly these
 # files and checks their sha256. `requirements` is what was asked for, `wheels` the closure.
 """

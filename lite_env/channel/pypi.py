@@ -1,8 +1,10 @@
-"""Resolve PyPI requirements for Pyodide (markers evaluated for emscripten); fetch pure wheels."""
+"""Resolve PyPI requirements for Pyodide (markers evaluated for emscripten); fetch the wheels:
+pure ones, or PEP 783 wheels for the runtime's ABI when a project has no pure wheel."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -16,8 +18,16 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from lite_env.channel.wheel import Wheel, conda_name, conda_spec, read_wheel
+from lite_env.channel.wheel import (
+    PYTHON_ABI,
+    RUNTIME_TAGS,
+    Wheel,
+    conda_name,
+    conda_spec,
+    read_wheel,
+)
 from lite_env.errors import LiteEnvError
+from lite_env.solve import WHEEL_PLATFORM
 
 #: The marker environment of Pyodide 314 (Python 3.14.2, Emscripten 5.0.3, wasm32).
 PYODIDE_MARKERS = {
@@ -42,6 +52,19 @@ PIP_TARGET = [
     "none",
     "--platform",
     "any",
+]
+#: pip's target for wheels compiled for the runtime (PEP 783): the tags of wheel.RUNTIME_TAGS.
+PIP_RUNTIME_TARGET = [
+    "--python-version",
+    "3.14",
+    "--implementation",
+    "cp",
+    "--abi",
+    PYTHON_ABI,
+    "--abi",
+    "abi3",
+    "--platform",
+    WHEEL_PLATFORM,
 ]
 MAX_ROUNDS = 50
 
@@ -94,7 +117,10 @@ def resolve(
     find_in: Sequence[str] = (),
     provided: Iterable[str] = (),
 ) -> list[WheelPin]:
-    """Pick one pure wheel per project for the requirements and their closure, for Pyodide.
+    """Pick one wheel per project for the requirements and their closure, for Pyodide.
+
+    A project's pure wheel is taken; a project without one gets its PEP 783 wheel for the
+    runtime's ABI (`cp314-cp314-pyemscripten_2026_0_wasm32` or abi3), if it has one.
 
     Args:
         requirements: PEP 508 requirements.
@@ -104,8 +130,8 @@ def resolve(
             jupyterlite-pyodide-kernel); the wheels found there are used before PyPI's.
         provided: conda names the channel builds from recipes; not looked up on PyPI.
 
-    Raises LiteEnvError when a project has no pure wheel (it needs a compiled recipe) or
-    the requirements conflict.
+    Raises LiteEnvError when a project has neither (it needs a compiled recipe) or the
+    requirements conflict.
     """
     provided = {conda_name(name) for name in provided}
     store = WheelStore(cache_dir)
@@ -155,7 +181,7 @@ def resolve(
 
 
 class WheelStore:
-    """Pure wheels on disk under `cache_dir/wheels`, fetched with pip and checked by sha256."""
+    """Wheels on disk under `cache_dir/wheels`, fetched with pip and checked by sha256."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.folder = cache_dir / "wheels"
@@ -164,20 +190,35 @@ class WheelStore:
     def path(self, pin: WheelPin) -> Path:
         return self.folder / pin.file
 
-    def download(self, requirements: Sequence[str]) -> list[WheelPin]:
-        """Download the newest pure wheel for each requirement (no dependencies)."""
-        if not requirements:
-            return []
+    def download(self, requirements: Sequence[str], compiled: Sequence[str] = ()) -> list[WheelPin]:
+        """Download the newest wheel for each requirement (no dependencies): a pure one, or
+        for a project without any, one compiled for the runtime (PEP 783); only the latter
+        for the `compiled` requirements."""
+        pure, compiled = list(requirements), list(compiled)
         with tempfile.TemporaryDirectory(dir=self.folder) as scratch:
-            _pip_download(requirements, Path(scratch))
+            while pure and (missing := _pip_download(pure, Path(scratch), PIP_TARGET)):
+                pure.remove(missing)
+                compiled.append(missing)
+            if compiled and (missing := _pip_download(compiled, Path(scratch), PIP_RUNTIME_TARGET)):
+                raise LiteEnvError(
+                    f"{missing}: no pure-Python wheel for Python 3.14 and no {WHEEL_PLATFORM}"
+                    " wheel on PyPI",
+                    hint="a compiled package needs an emscripten-wasm32 recipe in recipes/"
+                    f" (lite-env converts pure wheels and {PYTHON_ABI} or abi3 wheels for"
+                    f" {WHEEL_PLATFORM}, the runtime's ABI)",
+                )
             return [self._keep(path) for path in sorted(Path(scratch).glob("*.whl"))]
 
     def fetch(self, pins: Sequence[WheelPin]) -> list[Path]:
         """Make sure every pinned wheel is in the store, with its pinned sha256."""
         missing = [p for p in pins if not self._has(p)]
-        from_pypi = [f"{p.name}=={p.version}" for p in missing if p.inside is None]
+        from_pypi = [p for p in missing if p.inside is None]
+        compiled = {p for p in from_pypi if parse_wheel_filename(p.file)[3] & RUNTIME_TAGS}
         if from_pypi:
-            self.download(from_pypi)
+            self.download(
+                [f"{p.name}=={p.version}" for p in from_pypi if p not in compiled],
+                [f"{p.name}=={p.version}" for p in compiled],
+            )
         for source in sorted({p.inside for p in missing if p.inside is not None}):
             self.bundled(source)
         for pin in pins:
@@ -216,26 +257,26 @@ class WheelStore:
         return WheelPin(name, str(version), path.name, _sha256(target))
 
 
-def _pip_download(requirements: Sequence[str], folder: Path) -> None:
+def _pip_download(requirements: Sequence[str], folder: Path, target: Sequence[str]) -> str | None:
+    """Download a wheel for `target` for each requirement into folder; None when done, else
+    the requirement (one of `requirements`) that has no such wheel."""
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        *PIP_TARGET, "--disable-pip-version-check", "--quiet", "--dest", str(folder),
+        *target, "--disable-pip-version-check", "--quiet", "--dest", str(folder),
         *requirements,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode == 0:
-        return
+        return None
     failed = next(
         (line.split("requirement", 1)[1].split("(")[0].strip() for line in done.stderr.splitlines()
          if "Could not find a version that satisfies the requirement" in line),
         None,
     )  # fmt: skip
-    if failed:
-        raise LiteEnvError(
-            f"{failed}: no pure-Python wheel for Python 3.14 on PyPI",
-            hint="a compiled package needs an emscripten-wasm32 recipe in recipes/"
-            " (lite-env only converts pure wheels)",
-        )
+    names = {canonicalize_name(Requirement(r).name): r for r in requirements}
+    missing = names.get(canonicalize_name(re.split(r"[^\w.-]", failed)[0])) if failed else None
+    if missing:
+        return missing
     raise LiteEnvError("pip could not download " + " ".join(requirements), hint=done.stderr[-2000:])
 
 

@@ -1,4 +1,5 @@
-"""Convert a pure-Python wheel into a `noarch: python` conda package, reproducibly."""
+"""Convert a wheel into a conda package, reproducibly: a pure-Python wheel into a `noarch:
+python` one, a PEP 783 wheel for the runtime's ABI into an emscripten-wasm32 one."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.tags import compatible_tags, cpython_tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from lite_env.errors import LiteEnvError
 from lite_env.package import PackageFile, write_conda
+from lite_env.solve import PLATFORM, PYODIDE_ABI, PYTHON_VERSION, WHEEL_PLATFORM
 
 #: PyPI names that conda-forge spells differently from the normalized PyPI name.
 CONDA_FORGE_NAMES = {
@@ -34,6 +37,37 @@ CONDA_FORGE_NAMES = {
     "importlib-resources": "importlib_resources",
 }
 SITE_PACKAGES = "site-packages"
+#: The runtime's Python ABI tag (`cp314`).
+PYTHON_ABI = "cp{}{}".format(*PYTHON_VERSION)
+#: Where a compiled (not noarch) package puts its modules.
+RUNTIME_SITE_PACKAGES = "lib/python{}.{}/site-packages".format(*PYTHON_VERSION)
+#: The tags of wheels compiled for the runtime (PEP 783), as pip ranks them for its CPython: its
+#: own ABI, the stable ABI (abi3) of 3.2 and later, or no Python ABI; for its platform only.
+RUNTIME_TAGS = frozenset(
+    tag
+    for tags in (
+        cpython_tags(PYTHON_VERSION, [PYTHON_ABI], [WHEEL_PLATFORM]),
+        compatible_tags(PYTHON_VERSION, PYTHON_ABI, [WHEEL_PLATFORM]),
+    )
+    for tag in tags
+    if tag.platform == WHEEL_PLATFORM
+)
+
+
+def _abi_depends() -> tuple[str, str]:
+    """The pins the runtime's run_exports give compiled recipes, for its Python and ABI."""
+    year, release = (int(part) for part in PYODIDE_ABI.split("_"))
+    python = "{}.{}".format(*PYTHON_VERSION)
+    return (
+        f"python_abi {python}.* *_{PYTHON_ABI}",
+        f"pyodide-abi >={year}.{release},<{year}.{release + 1}.0a0",
+    )
+
+
+#: What a package converted from a compiled wheel depends on besides python
+#: (`python_abi 3.14.* *_cp314`, `pyodide-abi >=2026.0,<2026.1.0a0`): like a compiled recipe,
+#: it only solves with the runtime it was built for.
+RUNTIME_ABI_DEPENDS = _abi_depends()
 
 
 def conda_name(pypi_name: str) -> str:
@@ -50,7 +84,10 @@ def conda_spec(requirement: Requirement) -> str:
 
 @dataclass(frozen=True)
 class Wheel:
-    """A wheel file and the metadata lite-env reads from it."""
+    """A wheel file and the metadata lite-env reads from it.
+
+    `platform` is `any` for a pure-Python wheel, else the runtime's WHEEL_PLATFORM.
+    """
 
     path: Path
     name: str
@@ -58,19 +95,38 @@ class Wheel:
     requires_python: str | None
     requires_dist: tuple[Requirement, ...]
     metadata: Message
+    platform: str = "any"
 
     @property
     def conda_name(self) -> str:
         return conda_name(self.name)
 
+    @property
+    def subdir(self) -> str:
+        """The channel subdir of its conda package: noarch, or emscripten-wasm32 if compiled."""
+        return "noarch" if self.platform == "any" else PLATFORM
+
 
 def read_wheel(path: Path) -> Wheel:
-    """Read a wheel's METADATA; refuse wheels that are not pure Python."""
-    tags = path.stem.split("-")[-3:]
-    if len(tags) != 3 or tags[1] != "none" or tags[2] != "any":
+    """Read a wheel's METADATA; refuse wheels the runtime cannot load.
+
+    Taken: pure-Python wheels, and PEP 783 wheels for exactly the runtime's ABI (RUNTIME_TAGS).
+    """
+    try:
+        tags = parse_wheel_filename(path.name)[3]
+    except InvalidWheelFilename as error:
+        raise LiteEnvError(f"{path.name} is not a wheel file name", hint=str(error)) from None
+    if all(tag.abi == "none" and tag.platform == "any" for tag in tags):
+        platform = "any"
+    elif tags & RUNTIME_TAGS:
+        platform = WHEEL_PLATFORM
+    else:
+        built_for = ", ".join(sorted({f"{tag.abi}-{tag.platform}" for tag in tags}))
         raise LiteEnvError(
-            f"{path.name} is not a pure-Python wheel",
-            hint="compiled packages need an emscripten-wasm32 recipe in recipes/",
+            f"{path.name} is built for {built_for}, not for this runtime's"
+            f" {PYTHON_ABI}-{WHEEL_PLATFORM} (or abi3-{WHEEL_PLATFORM})",
+            hint="lite-env converts pure-Python wheels and PEP 783 wheels for the runtime's ABI;"
+            " other compiled packages need an emscripten-wasm32 recipe in recipes/",
         )
     with zipfile.ZipFile(path) as archive:
         dist_info = _dist_info(archive, path)
@@ -82,36 +138,41 @@ def read_wheel(path: Path) -> Wheel:
         requires_python=metadata.get("Requires-Python"),
         requires_dist=tuple(Requirement(r) for r in metadata.get_all("Requires-Dist") or ()),
         metadata=metadata,
+        platform=platform,
     )
 
 
 def convert_wheel(wheel: Wheel, out_dir: Path, depends: Sequence[str]) -> Path:
-    """Write `wheel` as a noarch python .conda into out_dir and return the package's path.
+    """Write `wheel` as a .conda into out_dir and return the package's path.
 
     A package file that already exists is kept as it is: published files never change.
 
     Args:
         wheel: the wheel to convert.
-        out_dir: the channel's `noarch/` folder.
+        out_dir: the channel's folder for `wheel.subdir` (`noarch/` for a pure wheel).
         depends: the package's conda dependencies (markers already evaluated for Pyodide).
 
-    Layout follows conda's noarch python convention: the wheel's modules go under
+    A pure wheel follows conda's noarch python convention: the wheel's modules go under
     `site-packages/`, `.data/data/` under the prefix root, scripts under `python-scripts/`;
-    console scripts become link.json entry points. The dist-info says INSTALLER=conda and
-    its RECORD is rewritten to match.
+    console scripts become link.json entry points. A compiled wheel becomes an
+    emscripten-wasm32 package pinned to the runtime's ABI (RUNTIME_ABI_DEPENDS), its modules
+    under `lib/python3.14/site-packages/`, scripts under `bin/`. The dist-info says
+    INSTALLER=conda and its RECORD is rewritten to match.
     """
+    compiled = wheel.subdir != "noarch"
     python = (
         f"python {wheel.requires_python.replace(' ', '')}" if wheel.requires_python else "python"
     )
-    depends = sorted({python, *depends})
+    depends = sorted({python, *depends, *(RUNTIME_ABI_DEPENDS if compiled else ())})
     digest = hashlib.sha256("\n".join(depends).encode()).hexdigest()
-    build = f"pyh{digest[:7]}_0"
+    build = f"{PYTHON_ABI.replace('cp', 'py')}h{digest[:7]}_0" if compiled else f"pyh{digest[:7]}_0"
     existing = out_dir / f"{wheel.conda_name}-{wheel.version}-{build}.conda"
     if existing.exists():
         return existing
+    site = RUNTIME_SITE_PACKAGES if compiled else SITE_PACKAGES
     with zipfile.ZipFile(wheel.path) as archive:
         dist_info = _dist_info(archive, wheel.path)
-        files, mtime = _payload(archive, dist_info)
+        files, mtime = _payload(archive, dist_info, site)
         entry_points = _entry_points(archive, dist_info)
     index = {
         "name": wheel.conda_name,
@@ -120,14 +181,16 @@ def convert_wheel(wheel: Wheel, out_dir: Path, depends: Sequence[str]) -> Path:
         "build_number": 0,
         "depends": depends,
         "license": _license(wheel.metadata),
-        "noarch": "python",
-        "subdir": "noarch",
+        "subdir": wheel.subdir,
         "timestamp": mtime * 1000,
     }
-    link = {
-        "noarch": {"type": "python", "entry_points": entry_points},
-        "package_metadata_version": 1,
-    }
+    link = None
+    if not compiled:
+        index["noarch"] = "python"
+        link = {
+            "noarch": {"type": "python", "entry_points": entry_points},
+            "package_metadata_version": 1,
+        }
     about = {
         "summary": wheel.metadata.get("Summary", ""),
         "license": index["license"],
@@ -144,49 +207,49 @@ def _dist_info(archive: zipfile.ZipFile, path: Path) -> str:
     return names.pop()
 
 
-def _payload(archive: zipfile.ZipFile, dist_info: str) -> tuple[list[PackageFile], int]:
+def _payload(archive: zipfile.ZipFile, dist_info: str, site: str) -> tuple[list[PackageFile], int]:
     data_dir = dist_info.removesuffix(".dist-info") + ".data"
     files, newest = [], 0
     for member in archive.infolist():
         if member.is_dir() or member.filename.endswith("/RECORD"):
             continue
-        target = _target(member.filename, data_dir)
+        target = _target(member.filename, data_dir, site)
         if target is None:
             continue
         mode = 0o755 if (member.external_attr >> 16) & 0o111 else 0o644
         data = b"conda\n" if member.filename == f"{dist_info}/INSTALLER" else archive.read(member)
         files.append(PackageFile(target, data, mode))
         newest = max(newest, int(_zip_time(member)))
-    if f"{SITE_PACKAGES}/{dist_info}/INSTALLER" not in {f.path for f in files}:
-        files.append(PackageFile(f"{SITE_PACKAGES}/{dist_info}/INSTALLER", b"conda\n"))
-    files.append(_record(files, dist_info))
+    if f"{site}/{dist_info}/INSTALLER" not in {f.path for f in files}:
+        files.append(PackageFile(f"{site}/{dist_info}/INSTALLER", b"conda\n"))
+    files.append(_record(files, dist_info, site))
     return files, newest
 
 
-def _target(name: str, data_dir: str) -> str | None:
-    """Where a wheel member goes in the conda package, or None to leave it out."""
+def _target(name: str, data_dir: str, site: str) -> str | None:
+    """Where a wheel member goes in the conda package (modules under `site`), or None."""
     if ".." in name.split("/") or name.startswith("/"):
         raise LiteEnvError(f"unsafe path in wheel: {name!r}")
     if not name.startswith(data_dir + "/"):
-        return f"{SITE_PACKAGES}/{name}"
+        return f"{site}/{name}"
     scheme, _, rest = name[len(data_dir) + 1 :].partition("/")
     return {
-        "purelib": f"{SITE_PACKAGES}/{rest}",
-        "platlib": f"{SITE_PACKAGES}/{rest}",
+        "purelib": f"{site}/{rest}",
+        "platlib": f"{site}/{rest}",
         "data": rest,
-        "scripts": f"python-scripts/{rest}",
+        "scripts": f"python-scripts/{rest}" if site == SITE_PACKAGES else f"bin/{rest}",
     }.get(scheme)
 
 
-def _record(files: list[PackageFile], dist_info: str) -> PackageFile:
+def _record(files: list[PackageFile], dist_info: str, site: str) -> PackageFile:
     rows = []
     for file in sorted(files, key=lambda f: f.path):
-        if not file.path.startswith(f"{SITE_PACKAGES}/"):
+        if not file.path.startswith(f"{site}/"):
             continue
         digest = base64.urlsafe_b64encode(hashlib.sha256(file.data).digest()).rstrip(b"=").decode()
-        rows.append(f"{file.path[len(SITE_PACKAGES) + 1 :]},sha256={digest},{len(file.data)}\n")
+        rows.append(f"{file.path[len(site) + 1 :]},sha256={digest},{len(file.data)}\n")
     rows.append(f"{dist_info}/RECORD,,\n")
-    return PackageFile(f"{SITE_PACKAGES}/{dist_info}/RECORD", "".join(rows).encode())
+    return PackageFile(f"{site}/{dist_info}/RECORD", "".join(rows).encode())
 
 
 def _entry_points(archive: zipfile.ZipFile, dist_info: str) -> list[str]:
