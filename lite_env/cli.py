@@ -20,6 +20,7 @@ from lite_env.bytecode import compile_bytecode
 from lite_env.cache import ENV_VAR, cache_dir
 from lite_env.channel import pypi
 from lite_env.channel.build import build_channel, recipe_packages
+from lite_env.channel.cxxcheck import check_cxx_layout, require_cxx_layout
 from lite_env.channel.index import index_channel
 from lite_env.channel.pins import PypiPins, read_pins, write_pins
 from lite_env.channel.toolchain import ensure_toolchain
@@ -306,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         " needs it.",
     )
     toolchain.add_argument("--json", action="store_true", help="print the toolchain as JSON")
+    toolchain.add_argument(
+        "--check-cxx",
+        action="store_true",
+        help="also check in the runtime that the libc++ headers lay out C++ types (iostreams)"
+        " like the runtime's libc++; exit 1 on a mismatch",
+    )
     _add_cache_dir(toolchain)
     toolchain.set_defaults(command=cmd_channel_toolchain)
 
@@ -596,11 +603,23 @@ def cmd_channel_toolchain(args: argparse.Namespace) -> None:
         "ext_suffix": toolchain.ext_suffix,
         "bin": str(toolchain.bin),
     }
+    layout = None
+    if args.check_cxx:
+        with stderr.status("checking the C++ layout in the runtime") as status:
+            layout = check_cxx_layout(
+                toolchain, cache_dir=cache_dir(args.cache_dir), report=status.update
+            )
+        summary["cxx_layout"] = layout.to_json()
     if args.json:
         print(json.dumps(summary, indent=2))
-        return
-    for key, value in summary.items():
-        stderr.print(f"{key:>11}: {value}")
+    else:
+        for key, value in summary.items():
+            if key != "cxx_layout":
+                stderr.print(f"{key:>11}: {value}")
+        if layout is not None and layout.matches:
+            stderr.print(f"{'cxx layout':>11}: matches the runtime's libc++")
+    if layout is not None:
+        require_cxx_layout(layout, toolchain)
 
 
 def cmd_channel_index(args: argparse.Namespace) -> None:

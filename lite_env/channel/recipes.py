@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 import rattler_build
 
+from lite_env.channel.built import copy_package, recipe_key, restore, store
 from lite_env.errors import LiteEnvError
 from lite_env.solve import PLATFORM
 
@@ -250,7 +251,9 @@ def build_recipe(
         report: gets a line for each slow step (setting up the toolchain).
 
     A published package is never rebuilt in place: when the channel already holds every output,
-    nothing is built; otherwise only the missing files are added (mode 0644). Call
+    nothing is built; otherwise only the missing files are added (mode 0644), copied from
+    `cache_dir/built/` when the same recipe files were built with the same toolchain before
+    (lite_env.channel.built). Call
     `rattler.index.index_fs` on the channel afterwards. For a recipe with `extra.toolchain:
     emscripten`, `ensure_toolchain` sets the toolchain up (once) and the staged recipe gets
     `toolchain.sh`, exporting its variables for the build script to source.
@@ -263,13 +266,18 @@ def build_recipe(
     outputs = [channel_dir / _output_path(variant) for variant in variants]
     if all(path.is_file() for path in outputs):
         return outputs
-    sources = _sources(recipe_dir, recipe, variants)
     toolchain = _toolchain(recipe_dir, recipe)
+    key = recipe_key(recipe_dir, cache_dir=cache_dir, toolchain=toolchain)
+    if key is not None and restore(key, outputs, cache_dir=cache_dir):
+        return outputs  # built before, from the same recipe and toolchain, for another channel
+    sources = _sources(recipe_dir, recipe, variants)
     environment: dict[str, str] = {}
     if toolchain == "emscripten":
+        from lite_env.channel.meson import ensure_meson
         from lite_env.channel.toolchain import ensure_toolchain
 
-        environment = ensure_toolchain(cache_dir, report=report).env()
+        emscripten = ensure_toolchain(cache_dir, report=report)
+        environment = {**emscripten.env(), **ensure_meson(emscripten, report=report).env()}
     with tempfile.TemporaryDirectory(prefix="lite-env-build-") as staging:
         staged = Path(staging) / "recipe"
         shutil.copytree(recipe_dir, staged, symlinks=True)
@@ -298,6 +306,9 @@ def build_recipe(
         for path in outputs:
             if not path.is_file():
                 _publish(built / path.parent.name / path.name, path)
+    key = recipe_key(recipe_dir, cache_dir=cache_dir, toolchain=toolchain)
+    if key is not None:
+        store(key, outputs, cache_dir=cache_dir)
     return outputs
 
 
@@ -395,14 +406,7 @@ def _publish(built: Path, target: Path) -> None:
             f"rattler-build did not write {target.parent.name}/{target.name}",
             hint="its outputs differ from the rendered recipe; this is a bug in lite-env",
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    shutil.copyfile(built, partial)
-    partial.chmod(0o644)
-    if target.exists():
-        partial.unlink()
-    else:
-        os.replace(partial, target)
+    copy_package(built, target)
 
 
 def _exports(environment: dict[str, str]) -> str:

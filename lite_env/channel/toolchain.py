@@ -526,36 +526,61 @@ def _ensure_headers(folder: Path, runtime: dict, report: Callable[[str], None]) 
 
 def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> dict:
     """The build venv in the chroot, from wheels the host's pip downloads (pinned versions)."""
+    return ensure_venv(
+        folder,
+        VENV,
+        BUILD_REQUIREMENTS,
+        chroot=chroot,
+        wheels=folder / "wheels",
+        stamp_path=folder / "venv.json",
+        pip_options=("--implementation", "py", "--platform", "any"),
+        report=report,
+    )
+
+
+def ensure_venv(
+    folder: Path,
+    venv: str,
+    requirements: Sequence[str],
+    *,
+    chroot: dict,
+    wheels: Path,
+    stamp_path: Path,
+    pip_options: Sequence[str],
+    report: Callable[[str], None],
+) -> dict:
+    """A venv at `venv` in the chroot of the toolchain `folder`, with the pinned
+    `requirements` installed from the wheels the host's pip downloads into `wheels`
+    (`pip_options` select the wheels' platform); `stamp_path` records what was installed."""
     wanted = {
         "format": FORMAT,
-        "requirements": list(BUILD_REQUIREMENTS),
+        "requirements": list(requirements),
         "chroot": chroot["packages"],
     }
-    stamp = _read_json(folder / "venv.json")
-    python = folder / "chroot" / VENV.lstrip("/") / "bin" / "python"
+    stamp = _read_json(stamp_path)
+    python = folder / "chroot" / venv.lstrip("/") / "bin" / "python"
     if stamp and stamp.get("wanted") == wanted and python.exists():
         return stamp
-    report(f"making the build venv ({', '.join(BUILD_REQUIREMENTS)})")
-    wheels = folder / "wheels"
+    report(f"making the build venv {venv} ({', '.join(requirements)})")
     _remove(wheels)
-    wheels.mkdir()
+    wheels.mkdir(parents=True)
     command = [
         sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-        "--only-binary=:all:", "--implementation", "py", "--platform", "any",
-        "--python-version", "3.13", "--dest", str(wheels), *BUILD_REQUIREMENTS,
+        "--only-binary=:all:", *pip_options,
+        "--python-version", "3.13", "--dest", str(wheels), *requirements,
     ]  # fmt: skip
     done = _run(command, what="pip download")
     if done.returncode != 0:
         raise LiteEnvError(
-            f"pip could not download the build tools ({', '.join(BUILD_REQUIREMENTS)})",
+            f"pip could not download the build tools ({', '.join(requirements)})",
             hint=_tail(done.stdout + done.stderr),
         )
     run = str(folder / "bin" / "chroot-run")
-    _remove(folder / "chroot" / VENV.lstrip("/"))
+    _remove(folder / "chroot" / venv.lstrip("/"))
     for command in (
-        [run, "python3", "-m", "venv", VENV],
-        [run, f"{VENV}/bin/python", "-m", "pip", "--isolated", "install", "--no-index",
-         "--find-links", str(wheels), "--disable-pip-version-check", "-q", *BUILD_REQUIREMENTS],
+        [run, "python3", "-m", "venv", venv],
+        [run, f"{venv}/bin/python", "-m", "pip", "--isolated", "install", "--no-index",
+         "--find-links", str(wheels), "--disable-pip-version-check", "-q", *requirements],
     ):  # fmt: skip
         done = _run(command, what="the build venv", env=_clean_env())
         if done.returncode != 0:
@@ -567,7 +592,7 @@ def _ensure_venv(folder: Path, chroot: dict, report: Callable[[str], None]) -> d
         "wanted": wanted,
         "wheels": {path.name: _sha256(path) for path in sorted(wheels.glob("*.whl"))},
     }
-    _write_json(folder / "venv.json", stamp)
+    _write_json(stamp_path, stamp)
     return stamp
 
 
