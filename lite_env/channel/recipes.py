@@ -195,14 +195,15 @@ def fetch_debian_source(source: DebianSource, *, cache_dir: Path) -> Path:
     """Return `cache_dir/debian/<file>`, running `apt-get source --download-only` if needed.
 
     apt runs with a private configuration listing the deb-src of the toolchain's Debian
-    release on the host's Debian mirror; the host's apt setup is not touched.
+    release and of sid (newer upstream releases; the pinned version picks one) on the host's
+    Debian mirror; the host's apt setup is not touched.
     """
     from lite_env.channel.toolchain import SUITE, AptArchive
 
     folder = cache_dir / "debian"
 
     def download(scratch: Path) -> Path:
-        AptArchive(folder / "apt", [SUITE], sources=True).source(
+        AptArchive(folder / "apt", [SUITE, "sid"], sources=True).source(
             source.package, source.version, scratch
         )
         downloaded = scratch / source.file
