@@ -14,11 +14,13 @@ from conftest import REPOSITORY, runtime_folder, served
 from test_compiled import PYTEST_DRIVER, suite_result
 
 from lite_env.channel.build import build_channel, convert_pinned_wheels
+from lite_env.channel.cxxcheck import check_cxx_layout, require_cxx_layout
 from lite_env.channel.index import index_channel
 from lite_env.channel.meson import SIDE_MODULE_FLAGS, cross_file
 from lite_env.channel.pypi import resolve
 from lite_env.channel.recipes import build_recipe
-from lite_env.channel.toolchain import Toolchain
+from lite_env.channel.toolchain import Toolchain, ensure_toolchain
+from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
 from lite_env.pack import PackRules, pack
 from lite_env.pyodide_node import run_python_with_loader
@@ -108,6 +110,29 @@ def _sha256(path: Path) -> str:
 
 
 # -- with the toolchain (root, Debian's archive, PyPI, npm, node) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def toolchain(cache_dir):
+    return ensure_toolchain(cache_dir)
+
+
+@pytest.mark.slow
+def test_the_cxx_layout_check_finds_headers_older_than_the_runtime(toolchain, cache_dir):
+    layout = check_cxx_layout(toolchain, cache_dir=cache_dir)
+    assert layout.round_trip_ok  # numbers into an ostringstream and back out of an istringstream
+    assert layout.sizes["string"] == 12 and layout.sizes["vector"] == 12
+    # trixie's emscripten 3.1.69 has libc++ 18 headers: their basic_ios lacks the fill flag of
+    # the runtime's newer libc++, which writes one byte past a stream and misses the fill
+    assert toolchain.emscripten.startswith("3.1.69")
+    assert layout.guards == {"ostringstream": 1, "stringstream": 1}
+    assert layout.formatted["ostringstream"] == "      42 2.5"
+    assert not layout.matches
+    with pytest.raises(LiteEnvError, match="do not lay out the C[+][+] standard library"):
+        require_cxx_layout(layout, toolchain)
+    started = time.monotonic()
+    assert check_cxx_layout(toolchain, cache_dir=cache_dir) == layout  # kept for the toolchain
+    assert time.monotonic() - started < 2
 
 
 @pytest.fixture(scope="module")
