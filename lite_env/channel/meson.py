@@ -71,13 +71,11 @@ class MesonTools:
     def env(self) -> dict[str, str]:
         """LITE_ENV_MESON_PYTHON (pip, meson-python, meson, ninja, Cython; cross-configured for
         the runtime), LITE_ENV_MESON_CROSS (the cross file, for `-Csetup-args=--cross-file=`)
-        and NINJA and MESON (the venv's, which meson-python runs: the chroot's PATH does not
-        hold them; numpy brings its own meson, matplotlib does not)."""
+        and NINJA (the venv's, which meson-python runs: the chroot's PATH does not hold it)."""
         return {
             "LITE_ENV_MESON_PYTHON": str(self.python),
             "LITE_ENV_MESON_CROSS": str(self.cross_file),
             "NINJA": f"{MESON_VENV}/bin/ninja",
-            "MESON": f"{MESON_VENV}/bin/meson",
         }
 
 
