@@ -382,17 +382,34 @@ def test_pillow_saves_and_opens_png_with_text_in_pyodide(imaging_image):
     assert result["jpeg"] is False  # disabled in the recipe, reported as unsupported
 
 
+#: Pillow's tests that open or save JPEG, TIFF or MPO files without checking for the codec
+#: (upstream always builds it): the recipe disables those codecs.
+PILLOW_NEEDS_JPEG_OR_TIFF = (
+    "Tests/test_file_png.py::TestFilePng::test_exif_from_jpg",
+    *(
+        f"Tests/test_image.py::TestImage::{name}"
+        for name in (
+            "test_pathlib", "test_fp_name", "test_tempfile", "test_no_resource_warning_on_save",
+            "test_no_new_file_on_error", "test_load_on_nonexclusive_multiframe",
+            "test_exif_jpeg", "test_close_graceful",
+        )
+    ),
+)  # fmt: skip
+
+
 @pytest.mark.slow
 def test_pillow_upstream_tests_pass_in_pyodide(imaging_image):
     files = ("test_file_png.py", "test_image.py", "test_imagedraw.py", "test_imagefont.py")
-    code = PYTEST_DRIVER + (
-        f"run_suite('/{SUITES}/pillow', {', '.join(repr('Tests/' + f) for f in files)})\n"
-    )
-    exit_code, reports = suite_result(run_in_pyodide(imaging_image, code))
+    arguments = [f"Tests/{name}" for name in files]
+    for nodeid in PILLOW_NEEDS_JPEG_OR_TIFF:
+        arguments += ["--deselect", nodeid]
+    code = PYTEST_DRIVER + f"run_suite('/{SUITES}/pillow', *{arguments!r})\n"
+    done = run_in_pyodide(imaging_image, code)
+    exit_code, reports = suite_result(done)
     outcomes = [outcome for _, outcome, _ in reports]
     counts = {outcome: outcomes.count(outcome) for outcome in set(outcomes)}
-    print("pillow upstream tests:", counts)
+    print("pillow upstream tests:", counts, "exit code", exit_code)
+    print(*[line for line in done.stdout.splitlines() if "INTERNALERROR" in line][-30:], sep="\n")
     failed = [nodeid for nodeid, outcome, _ in reports if outcome == "failed"]
-    print("failed:", *failed, sep="\n  ")
-    assert not failed, failed
-    assert counts.get("passed", 0) > 500, counts
+    assert exit_code == 0 and not failed, failed
+    assert counts.get("passed", 0) > 450, counts
