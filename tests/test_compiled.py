@@ -51,7 +51,8 @@ class Outcomes:
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
-            detail = report.longrepr[2] if report.skipped else str(report.longrepr or "")
+            skip = report.skipped and isinstance(report.longrepr, tuple)
+            detail = report.longrepr[2] if skip else str(report.longrepr or "")
             self.reports.append([report.nodeid, report.outcome, str(detail)[-2000:]])
 
 def run_suite(folder, *args):
