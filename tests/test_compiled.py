@@ -48,7 +48,8 @@ class Outcomes:
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
             longrepr = report.longrepr
-            detail = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr or "")
+            skip = report.skipped and isinstance(longrepr, tuple)
+            detail = longrepr[2] if skip else str(longrepr or "")
             outcome = report.outcome
             if hasattr(report, "wasxfail"):  # an expected failure, or one that passed
                 outcome = "xpassed" if report.passed else "xfailed"

@@ -11,6 +11,7 @@ build script starts with `. "$RECIPE_DIR/toolchain.sh"`, which exports the toolc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import shutil
@@ -124,12 +125,13 @@ def fetch_debian_source(source: DebianSource, *, cache_dir: Path) -> Path:
     """Return `cache_dir/debian/<file>`, running `apt-get source --download-only` if needed.
 
     apt runs with a private configuration listing the deb-src of the toolchain's Debian
-    release on the host's Debian mirror; the host's apt setup is not touched.
+    release and of sid (newer upstream releases; the pinned version picks one) on the host's
+    Debian mirror; the host's apt setup is not touched.
     """
     folder = cache_dir / "debian"
 
     def download(scratch: Path) -> Path:
-        AptArchive(folder / "apt", [SUITE], sources=True).source(
+        AptArchive(folder / "apt", [SUITE, "sid"], sources=True).source(
             source.package, source.version, scratch
         )
         downloaded = scratch / source.file
@@ -281,7 +283,10 @@ def _sources(
                     hint=f"e.g. extra: {{{key}: [{example}]}} and source: [{{path: <file>,"
                     " sha256: ...}]",
                 )
-            sources.append(kind(*(str(v) for v in values), str(file), pins[file]))
+            source = kind(*(str(v) for v in values), str(file), pins[file])
+            if isinstance(source, PypiSource) and entry.get("backend"):
+                source = dataclasses.replace(source, backend=str(entry["backend"]))
+            sources.append(source)
     return sources
 
 

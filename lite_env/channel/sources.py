@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError, log_tail
@@ -32,11 +33,16 @@ class NpmSource:
 
 @dataclass(frozen=True)
 class PypiSource:
-    """A source file from PyPI: `pip download --no-binary NAME --no-deps <spec>` writes `file`."""
+    """A source file from PyPI: `pip download --no-binary NAME --no-deps <spec>` writes `file`.
+
+    `backend` (the sdist's build-backend module, e.g. `mesonpy`) has pip read the metadata
+    from the sdist's PKG-INFO instead of running that backend (lite_env.channel.pkginfo_backend).
+    """
 
     spec: str
     file: str
     sha256: str
+    backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,9 @@ def fetch_pypi_source(source: PypiSource, *, cache_dir: Path) -> Path:
     """Return `cache_dir/sdists/<file>`, downloading the sdist with pip unless it is there.
 
     Only the named project is taken as source (`--no-binary NAME`): pip still prepares its
-    metadata, and the build tools it installs for that come as wheels. Raises LiteEnvError
-    when pip fails or the sha256 does not match the recipe's pin.
+    metadata, and the build tools it installs for that come as wheels; with `source.backend`,
+    a stand-in of that backend reads it from PKG-INFO instead. Raises LiteEnvError when pip
+    fails or the sha256 does not match the recipe's pin.
     """
     name = re.split(r"[=<>!~\[; ]", source.spec, maxsplit=1)[0]
 
@@ -92,12 +99,21 @@ def fetch_pypi_source(source: PypiSource, *, cache_dir: Path) -> Path:
             sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
             "--no-binary", name, "--dest", str(scratch), source.spec,
         ]  # fmt: skip
+        env = None
+        if source.backend:
+            stand_in = scratch / "backend"
+            stand_in.mkdir()
+            module = resources.files("lite_env.channel").joinpath("pkginfo_backend.py")
+            (stand_in / f"{source.backend}.py").write_text(module.read_text())
+            command.insert(command.index("--no-deps"), "--no-build-isolation")
+            env = {**os.environ, "PYTHONPATH": str(stand_in)}
         return _client_download(
             command,
             scratch / source.file,
             shown=f"pip download --no-binary {name} {source.spec}",
             timeout=PIP_TIMEOUT,
             settings="pip's index and proxy settings (`pip config list`)",
+            env=env,
         )
 
     what = f"{source.spec}: {source.file}"
@@ -128,12 +144,15 @@ def _client_download(
     timeout: float,
     settings: str,
     cwd: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Path:
     """Run a registry client (npm, pip) that downloads into a scratch folder and return the
     file it was asked for; LiteEnvError, naming the command as `shown`, when it times out,
     fails or writes another file."""
     try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         raise LiteEnvError(
             f"`{shown}` did not finish within {timeout} s", hint=f"check {settings}"
