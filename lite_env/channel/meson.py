@@ -36,15 +36,8 @@ from lite_env.channel.toolchain import (
     shell_script,
 )
 
-#: The meson build venv (Python 3.13 in the chroot): the PEP 517 backend and its tools, and
-#: pybind11 (headers and `pybind11-config`, which meson's dependency lookup runs: matplotlib).
-MESON_REQUIREMENTS = (
-    "meson-python==0.22.1",
-    "meson==1.12.1",
-    "ninja==1.13.2",
-    "cython==3.3.1",
-    "pybind11==3.1.0",
-)
+#: The meson build venv (Python 3.13 in the chroot): the PEP 517 backend and its tools.
+MESON_REQUIREMENTS = ("meson-python==0.22.1", "meson==1.12.1", "ninja==1.13.2", "cython==3.3.1")
 MESON_VENV = "/opt/lite-env/meson-venv"
 #: Link flags side-module.sh adds to `-shared` links only: a side module, optimized by
 #: binaryen (which would only slow down meson's hundreds of probe links).
