@@ -121,8 +121,13 @@ def site_extensions(environment: Sequence[LabExtension]) -> tuple[LabExtension, 
 
 
 def copy_extension(extension: LabExtension, extensions_dir: Path) -> Path:
-    """Copy an extension into a site's `extensions/` folder (replacing one of the same name),
-    without source maps, as jupyterlite-core does with --no-sourcemaps; return its folder."""
+    """Copy an extension into `extensions_dir` (replacing one of the same name), without
+    source maps, as jupyterlite-core does with --no-sourcemaps; return its folder.
+
+    The one way an extension leaves a prefix: `lite-env build` hands jupyterlite-core this
+    copy, the addon copies into the site's `extensions/`. A symlink or special file in the
+    extension is refused (LiteEnvError), never followed, so no host file reaches a site.
+    """
     target = extensions_dir / extension.name
     shutil.rmtree(target, ignore_errors=True)
     copy_folder_out(extension.folder, target, skip=".map")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
-from lite_env.extensions import LabExtension, site_extensions
+from lite_env.extensions import LabExtension, copy_extension, site_extensions
 from lite_env.files import read_file_out, read_json, write_atomically
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
 from lite_env.options import BuildOptions
@@ -175,11 +175,14 @@ def _jupyter_lite_build(
     output: Path, contents: Sequence[Path], extensions: Sequence[LabExtension]
 ) -> None:
     with tempfile.TemporaryDirectory() as lite_dir:
-        # federated extensions: exactly these folders, none from sys.prefix (the build venv)
+        # federated extensions: exactly these, none from sys.prefix (the build venv); what
+        # jupyterlite-core copies into the site and registers is lite-env's own copy (made as
+        # the addon's, never following a link), so a link in a prefix leads nowhere
+        copies = Path(lite_dir) / "labextensions"
         config = {
             "LiteBuildConfig": {
                 "ignore_sys_prefix": ["federated_extensions"],
-                "federated_extensions": [str(e.folder.absolute()) for e in extensions],
+                "federated_extensions": [str(copy_extension(e, copies)) for e in extensions],
             }
         }
         (Path(lite_dir) / "jupyter_lite_config.json").write_text(json.dumps(config))

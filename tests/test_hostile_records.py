@@ -280,6 +280,46 @@ def test_an_extension_behind_a_symlinked_folder_is_refused(tmp_path):
         environment_extensions(prefix)
 
 
+EXTENSION = "share/jupyter/labextensions/evil-ext"
+
+
+@pytest.mark.slow
+def test_build_refuses_an_extension_holding_a_link_to_a_host_file(
+    tmp_path, lite_env, default_channel
+):
+    """The package verifies and installs; its extension folder in the cached prefix then gets
+    links to host files (an altered cache, or a verify bypass): the next build refuses it."""
+    from conftest import conda_package, index_channel
+
+    plant_canaries(tmp_path)
+    extension = {"name": "evil-ext", "version": "1.0", "jupyterlab": {"_build": {"load": "x.js"}}}
+    files = {
+        f"{EXTENSION}/package.json": json.dumps(extension).encode(),
+        f"{EXTENSION}/static/x.js": b"// remote entry\n",
+    }
+    conda_package(tmp_path / "evil-channel", "evil-ext", "1.0", files=files)
+    index_channel(tmp_path / "evil-channel")
+    (tmp_path / "environment.yml").write_text(
+        f"channels:\n  - {default_channel}\n  - {tmp_path / 'evil-channel'}\ndependencies:\n"
+        "  - python 3.14.*\n  - pyodide-kernel\n  - ipykernel\n  - piplite\n  - ipython\n"
+        "  - jedi\n  - comm\n  - micropip\n  - evil-ext\n"
+    )
+    site = tmp_path / "out" / "site"
+    first = lite_env("build", "--bytecode", "none", "environment.yml", "-o", site)
+    assert first.code == 0, first.stderr
+    assert (site / "extensions" / "evil-ext" / "static" / "x.js").is_file()
+    before = tree_state(tmp_path / "out")
+    (folder,) = (tmp_path / "cache" / "builds").glob("*/prefix/" + EXTENSION)
+    (folder / "static" / "secret.js").symlink_to(tmp_path / "host" / "secret.txt")
+    (folder / "leak").symlink_to(tmp_path / "host")
+    again = lite_env("build", "--bytecode", "none", "environment.yml", "-o", site)
+    assert again.code == 1, again.stderr
+    assert again.stderr.startswith("error: ") and "Traceback" not in again.stderr
+    assert "symlink" in again.stderr.splitlines()[0], again.stderr
+    assert tree_state(tmp_path / "out") == before  # the site as it was, no staging left over
+    assert not holds_secret(tmp_path / "out")
+
+
 def test_a_runtime_file_that_is_a_symlink_is_not_copied(tmp_path):
     from lite_env.errors import LiteEnvError
     from lite_env.files import read_file_out
