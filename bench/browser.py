@@ -25,8 +25,8 @@ from lite_env.serve import StaticHandler, StaticServer
 from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
 
 HOST = "127.0.0.1"
-CELL = "print(6*7)"
-CELL_OUTPUT = "42"
+#: The first cell after idle, and the text its output shows when done.
+CELL = ("print(6*7)", "42")
 MARKS_PATH = "/__bench/marks"
 
 INIT_SCRIPT = r"""
@@ -167,10 +167,12 @@ def run_pair(
     *,
     floor: bool,
     warm: bool = True,
+    cell: tuple[str, str] = CELL,
     timeout: float = 120,
     log=print,
 ) -> list[Load]:
-    """A cold load (fresh profile) and, with `warm`, a second load in the same profile."""
+    """A cold load (fresh profile) and, with `warm`, a second load in the same profile; each
+    runs `cell` (code, expected output) once the kernel is idle."""
     server = BenchServer(site)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -197,6 +199,7 @@ def run_pair(
                         kind,
                         rep,
                         floor=floor,
+                        cell=cell,
                         timeout=timeout,
                         requests=requests,
                         errors=errors,
@@ -213,7 +216,9 @@ def run_pair(
     return loads
 
 
-def _one_load(context, server, variant, kind, rep, *, floor, timeout, requests, errors) -> Load:
+def _one_load(
+    context, server, variant, kind, rep, *, floor, cell, timeout, requests, errors
+) -> Load:
     from playwright.sync_api import Error as PlaywrightError
 
     load = Load(variant, kind, rep)
@@ -242,7 +247,7 @@ def _one_load(context, server, variant, kind, rep, *, floor, timeout, requests, 
             page.wait_for_function(
                 "() => window.__bench.idle !== null", polling=100, timeout=timeout * 1000
             )
-            _run_cell(page, timeout)
+            _run_cell(page, cell, timeout)
         state = page.evaluate("window.__bench")
         load.launcher_ms, load.idle_ms = state["launcher"], state["idle"]
         load.statuses = [[round(t), s] for t, s in state["statuses"]]
@@ -264,13 +269,13 @@ def _one_load(context, server, variant, kind, rep, *, floor, timeout, requests, 
     return load
 
 
-def _run_cell(page, timeout: float) -> None:
+def _run_cell(page, cell: tuple[str, str], timeout: float) -> None:
+    code, expected = cell
     cells = page.locator(".jp-Notebook .jp-Cell")
-    cell = cells.nth(cells.count() - 1)
-    cell.locator(".cm-content").click()
-    page.keyboard.insert_text(CELL)
+    cells.nth(cells.count() - 1).locator(".cm-content").click()
+    page.keyboard.insert_text(code)
     page.evaluate(
-        f"() => {{ window.__bench.expect = {CELL_OUTPUT!r};"
+        f"() => {{ window.__bench.expect = {expected!r};"
         " window.__bench.cellStart = performance.now(); }"
     )
     page.keyboard.press("Shift+Enter")

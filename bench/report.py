@@ -12,7 +12,7 @@ from browser import category, gzip_size
 RESULTS = Path(__file__).resolve().parent / "results"
 ORDER = (
     "stock", "lite-env", "lite-env-all", "lite-env-none", "lite-env-kernel",
-    "lite-env-snapshot", "floor",
+    "lite-env-snapshot", "lite-env-eager", "floor",
 )  # fmt: skip
 LABELS = {
     "stock": "(a) stock JupyterLite (micropip + piplite, offline)",
@@ -21,6 +21,7 @@ LABELS = {
     "lite-env-none": "(b3) lite-env, bytecode none (stdlib too)",
     "lite-env-kernel": "(b4) lite-env, kernel packages only (stock's set)",
     "lite-env-snapshot": "(b5) lite-env + memory snapshot",
+    "lite-env-eager": "(b6) lite-env, no lazy packages",
     "floor": "(c) floor: runtime only",
 }
 #: A load is flagged noisy when other processes used more than this share of the CPUs.
@@ -232,9 +233,37 @@ def markdown(data: dict, summary: dict) -> str:
 
     if data.get("profile"):
         lines += profile_markdown(data["profile"])
+    if data.get("science"):
+        lines += science_markdown(data["science"])
     if data.get("build"):
         lines += build_markdown(data["build"])
     return "\n".join(lines) + "\n"
+
+
+def science_markdown(science: dict) -> list[str]:
+    """The data-science case: kernel start, then the first cell importing the stack."""
+    lines = ["", "## The data-science case (cold loads)", ""]
+    lines += [
+        f"The first cell after idle: `{science['cell'].splitlines()[0]}`. Seconds, min /"
+        " **median** / max; *cell* is Shift+Enter to the output.",
+        "",
+        "| variant | start (s) | cell (s) | first result (s) | MB sent | noisy runs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    loads = [ld for ld in science["loads"] if ld["ok"]]
+    for variant in [v for v in ORDER if any(ld["variant"] == v for ld in loads)]:
+        group = [ld for ld in loads if ld["variant"] == variant]
+        noisy = sum(ld["load"]["foreign_share"] > NOISY_SHARE for ld in group)
+        mb = statistics.median(ld["bytes_sent"] for ld in group)
+        lines.append(
+            f"| {LABELS.get(variant, variant)} | {_triple(stats([ld['idle_ms'] for ld in group]))}"
+            f" | {_triple(stats([ld['cell_ms'] for ld in group]))}"
+            f" | {_triple(stats([ld['first_result_ms'] for ld in group]))}"
+            f" | {_mb(mb)} | {noisy}/{len(group)} |"
+        )
+    failed = [ld for ld in science["loads"] if not ld["ok"]]
+    lines += [f"- failed: {ld['variant']} rep {ld['rep']}: `{ld['error']}`" for ld in failed]
+    return lines
 
 
 PHASES = (

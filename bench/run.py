@@ -4,7 +4,7 @@ the runtime's floor), a profile of the start, and the build's stages and scaling
     python bench/run.py                 # everything, 5 interleaved cold+warm pairs per variant
     python bench/run.py --runs 7
     python bench/run.py --quick         # 1 pair of stock, lite-env and floor; small scaling
-    python bench/run.py --only kernel   # or: profile, build (comma-separated)
+    python bench/run.py --only kernel   # or: profile, science, build (comma-separated)
     python bench/run.py --report        # only redo results/report.md and the chart
 
 Results: bench/results/bench.json (everything raw), report.md (tables), kernel-start.png.
@@ -29,10 +29,18 @@ from probe import make_probed_site  # noqa: E402
 from report import RESULTS, write_report  # noqa: E402
 from sites import LITE_ENV_VARIANTS, SITES, build_sites  # noqa: E402
 
-ALL_VARIANTS = ["stock", *LITE_ENV_VARIANTS, "floor"]
+ALL_VARIANTS = ["stock", *(v for v in LITE_ENV_VARIANTS if v != "lite-env-eager"), "floor"]
 QUICK_VARIANTS = ["stock", "lite-env", "floor"]
 PROFILED = ["stock", "lite-env", "lite-env-none", "lite-env-snapshot"]
 TRACED = ["stock", "lite-env"]
+#: The data-science case: the default environment with its packages lazy (as shipped) or all
+#: written before Python starts, and a first cell importing the stack after idle.
+SCIENCE_VARIANTS = ["lite-env", "lite-env-eager"]
+SCIENCE_CELL = (
+    "import numpy, pandas, matplotlib.pyplot as plt\n"
+    "print('stack', numpy.__version__, pandas.__version__, plt.get_backend())",
+    "stack ",
+)
 
 
 def log(message: str) -> None:
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-runs", type=int, default=3, help="probe runs per variant")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 pair, 3 variants")
     parser.add_argument("--variants", help="comma-separated subset of: " + ",".join(ALL_VARIANTS))
-    parser.add_argument("--only", help="comma-separated parts: kernel, profile, build")
+    parser.add_argument("--only", help="comma-separated parts: kernel, profile, science, build")
     parser.add_argument("--reuse-sites", action="store_true", help="do not rebuild the sites")
     parser.add_argument("--report", action="store_true", help="only rewrite the report")
     parser.add_argument("--timeout", type=float, default=180, help="seconds per page load")
@@ -66,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         args.variants.split(",") if args.variants else QUICK_VARIANTS if args.quick
         else ALL_VARIANTS
     )  # fmt: skip
-    parts = set(args.only.split(",")) if args.only else {"kernel", "profile", "build"}
+    parts = set(args.only.split(",")) if args.only else {"kernel", "profile", "science", "build"}
     data = {
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "sites": {},
         "loads": [],
         "profile": None,
+        "science": None,
         "build": None,
     }
     log(f"machine: {data['machine']}")
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if "kernel" not in parts:
             data["loads"] = previous.get("loads", [])
             data["runs"] = previous.get("runs", runs)
-        for part in ("profile", "build"):
+        for part in ("profile", "science", "build"):
             if part not in parts:
                 data[part] = previous.get(part)
         if args.reuse_sites:
@@ -99,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         out.write_text(json.dumps(data, indent=1, default=str))
 
-    if parts & {"kernel", "profile"}:
-        needed = set(variants) | (set(PROFILED) & set(variants) if "profile" in parts else set())
+    if parts & {"kernel", "profile", "science"}:
+        needed = set(variants) if "kernel" in parts else set()
+        needed |= set(PROFILED) & set(variants) if "profile" in parts else set()
+        needed |= set(SCIENCE_VARIANTS) if "science" in parts else set()
         sites_json = SITES.parent / "sites.json"
         if args.reuse_sites and sites_json.exists():
             known = json.loads(sites_json.read_text())
@@ -166,6 +177,22 @@ def main(argv: list[str] | None = None) -> int:
                 data["profile"]["traces"][variant] = summary
                 save()
 
+    if "science" in parts:
+        data["science"] = {"cell": SCIENCE_CELL[0], "loads": []}
+        with sync_playwright() as playwright:
+            for rep in range(runs):
+                shift = rep % len(SCIENCE_VARIANTS)
+                order = SCIENCE_VARIANTS[shift:] + SCIENCE_VARIANTS[:shift]
+                log(f"[science] rep {rep + 1}/{runs}: {' '.join(order)}")
+                for variant in order:
+                    pair = run_pair(
+                        playwright, variant, Path(data["sites"][variant]["folder"]), rep,
+                        floor=False, warm=False, cell=SCIENCE_CELL, timeout=args.timeout,
+                        log=log,
+                    )  # fmt: skip
+                    data["science"]["loads"] += [asdict(load) for load in pair]
+                    save()
+
     if "build" in parts:
         from build_bench import pack_scaling, stage_times
 
@@ -176,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
 
     save()
-    if data["loads"] or data["profile"] or data["build"]:
+    if data["loads"] or data["profile"] or data["science"] or data["build"]:
         write_report(data)
         save()
         log(f"wrote {out}, {RESULTS / 'report.md'}, {RESULTS / 'kernel-start.png'}")

@@ -50,6 +50,7 @@ LITE_ENV_VARIANTS = {
     "lite-env-none": ("default", {"bytecode": "none"}),
     "lite-env-kernel": ("kernel", {"bytecode": "imported"}),
     "lite-env-snapshot": ("default", {"bytecode": "imported", "snapshot": True}),
+    "lite-env-eager": ("default", {"bytecode": "imported", "lazy": False}),
 }
 
 
