@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,26 @@ COURSE_OUTPUT = """\
 {'course': ['wasm', 'conda']} True
 &lt;b&gt;cpython-314-wasm32-emscripten
 """
+#: A first data-science cell: a pandas groupby shown as a table, and a matplotlib figure inline.
+SCIENCE_CELL = """\
+import pandas as pd, matplotlib.pyplot as plt
+scores = pd.DataFrame({"group": list("abacb"), "score": [1.0, 2.0, 3.0, 5.5, 4.0]})
+means = scores.groupby("group")["score"].mean()
+display(means.to_frame())
+means.plot.bar(figsize=(3, 2), color="tab:orange")
+plt.show()
+"""
+#: How many colours an image shows, as the browser decoded it.
+IMAGE_COLOURS = """(image) => {
+    const canvas = document.createElement("canvas");
+    [canvas.width, canvas.height] = [image.naturalWidth, image.naturalHeight];
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    const colours = new Set();
+    for (let i = 0; i < pixels.length; i += 4) colours.add(pixels.slice(i, i + 4).join());
+    return colours.size;
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +218,22 @@ def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_p
         cell = "import importlib.metadata as m\nprint(m.version('sympy'))"
         assert run_cell(notebook.page, cell).strip() == version["sympy"]
         assert lazy["sympy"] not in fetched()
+
+
+def test_a_data_science_cell_shows_a_table_and_an_inline_figure(site):
+    with open_notebook(site) as notebook:
+        page = notebook.page
+        run_cell(page, SCIENCE_CELL, timeout=180)
+        output = page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-OutputArea-output")
+        rows = output.locator("table tbody tr").all_inner_texts()
+        assert [row.split() for row in rows] == [["a", "2.0"], ["b", "3.0"], ["c", "5.5"]]
+        image = output.locator("img")
+        assert image.count() == 1
+        source = image.get_attribute("src") or ""
+        assert source.startswith("data:image/png;base64,")
+        png = base64.b64decode(source.split(",", 1)[1])
+        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and width > 100 and height > 50
+        # decoded by the browser: axes, labels and orange bars on white, antialiased
+        assert image.evaluate(IMAGE_COLOURS) > 20
+        assert not notebook.uncaught
