@@ -33,7 +33,7 @@ INIT_SCRIPT = r"""
 (() => {
   if (window.top !== window || window.__bench) return;
   const b = (window.__bench = { idle: null, result: null, cellStart: null, expect: null,
-                                 launcher: null, statuses: [] });
+                                 error: null, launcher: null, statuses: [] });
   let last = "";
   const check = () => {
     if (b.launcher === null && document.querySelector('.jp-LauncherCard')) {
@@ -50,6 +50,10 @@ INIT_SCRIPT = r"""
     if (b.expect !== null && b.result === null) {
       for (const el of document.querySelectorAll('.jp-OutputArea-output')) {
         if (el.textContent.includes(b.expect)) { b.result = performance.now(); break; }
+        const stderr = el.matches('[data-mime-type="application/vnd.jupyter.stderr"]');
+        if (stderr && /Error:|Traceback/.test(el.textContent)) {  // not a warning
+          b.error = el.textContent.trim().split('\n').slice(-1)[0];
+        }
       }
     }
   };
@@ -258,7 +262,7 @@ def _one_load(
         time.sleep(0.3)  # the probes send their last marks after the kernel's last call
     except PlaywrightError as error:
         load.error = error.message.splitlines()[0][:300]
-    except TimeoutError as error:
+    except (TimeoutError, RuntimeError) as error:
         load.error = str(error)
     after = sample()
     load.load = foreign_load(before, after)
@@ -280,8 +284,13 @@ def _run_cell(page, cell: tuple[str, str], timeout: float) -> None:
     )
     page.keyboard.press("Shift+Enter")
     page.wait_for_function(
-        "() => window.__bench.result !== null", polling=50, timeout=timeout * 1000
+        "() => window.__bench.result !== null || window.__bench.error !== null",
+        polling=50,
+        timeout=timeout * 1000,
     )
+    error = page.evaluate("window.__bench.error")
+    if error:
+        raise RuntimeError(f"the cell failed: {error}")
 
 
 def _wait_floor(server, marks_start: int, nav_epoch: float, timeout: float) -> float:
