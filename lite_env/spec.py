@@ -11,7 +11,7 @@ from lite_env.errors import LiteEnvError
 from lite_env.pixi_manifest import is_pixi_manifest, read_pixi_manifest
 from lite_env.requirements import is_requirements_file, read_requirements
 
-__all__ = ["MAX_FILE_SIZE", "Channel", "EnvSpec", "read_spec"]
+__all__ = ["DEFAULT_ENVIRONMENT", "MAX_FILE_SIZE", "Channel", "EnvSpec", "read_spec"]
 
 
 def read_spec(path: str | Path, environment: str | None = None) -> EnvSpec:
