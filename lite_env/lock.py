@@ -30,6 +30,10 @@ DIGEST_LINE = re.compile(r"^# spec-sha256: ([0-9a-f]{64})(?: (\S+))?$", re.MULTI
 WHEEL_LINE = re.compile(r"^# pip-wheel: (\S+) (\S+) (\S+) ([0-9a-f]{64})$", re.MULTILINE)
 #: The largest lock file read (bytes).
 MAX_LOCK_SIZE = 16 * 1024**2
+#: The first line of a package's entry in the lock's `packages:` list.
+PACKAGE_PREFIX = "- conda: "
+#: Marks a line `_relativize` or `_absolutize` leaves out.
+DROPPED = "\0dropped"
 LOCATION_LINE = re.compile(r"^(\s*(?:- )?(conda|url|channel): )(.+)$", re.MULTILINE)
 
 
@@ -220,31 +224,42 @@ def _unsatisfied(lock: Lock, spec: EnvSpec) -> str | None:
 
 
 def _relativize(text: str, local_dirs: Sequence[Path], base: Path) -> str:
+    """Local channel paths relative to the lock's folder. A package's `channel:` field is a
+    URL to rattler (pixi's reader refuses a relative one): for a local channel it is left
+    out, and the package's own relative path says where it is."""
+
     def replace(match: re.Match) -> str:
-        prefix, _, value = match.groups()
+        prefix, key, value = match.groups()
         for folder in sorted(local_dirs, key=lambda d: len(str(d)), reverse=True):
             folder_text = str(folder).rstrip("/")
             relative = os.path.relpath(folder_text, base)
             relative = relative if relative.startswith("..") else f"./{relative}"
             for absolute in (f"file://{folder_text}", folder_text):
                 if value == absolute or value == absolute + "/":
-                    return prefix + relative
+                    return DROPPED if key == "channel" else prefix + relative
                 if value.startswith(absolute + "/"):
                     return prefix + relative + value[len(absolute) :]
         return match.group(0)
 
-    return LOCATION_LINE.sub(replace, text)
+    return LOCATION_LINE.sub(replace, text).replace(DROPPED + "\n", "")
 
 
 def _absolutize(text: str, base: Path) -> str:
+    """Relative paths made absolute against the lock's folder; a package from a local
+    channel gets its `channel:` back from its path (`<channel>/<subdir>/<file>`)."""
+
     def replace(match: re.Match) -> str:
         prefix, key, value = match.groups()
         if not value.startswith(("./", "../")):
             return match.group(0)
         absolute = Path(os.path.normpath(base.absolute() / value))
+        if key == "channel":  # lite-env's older locks wrote it relative: made anew below
+            return DROPPED
+        if key == "conda" and prefix == PACKAGE_PREFIX:
+            return f"{prefix}{absolute}\n  channel: {absolute.parent.parent.as_uri()}"
         return prefix + (str(absolute) if key == "conda" else absolute.as_uri())
 
-    return LOCATION_LINE.sub(replace, text)
+    return LOCATION_LINE.sub(replace, text).replace(DROPPED + "\n", "")
 
 
 def lock_environment(
