@@ -314,15 +314,17 @@ class _Reader:
         project = self._table_at(document.get("project"), ("project",))
         pypi = self._requirements(project.get("dependencies", []), ("project", "dependencies"))
         default = _Feature(None, None, default.dependencies, default.pypi + pypi)
-        groups = {
-            **self._table_at(
-                project.get("optional-dependencies"), ("project", "optional-dependencies")
-            ),
-            **self._table_at(document.get("dependency-groups"), ("dependency-groups",)),
-        }
+        groups = [
+            (group, requirements, (*key, group))
+            for table, key in (
+                (project.get("optional-dependencies"), ("project", "optional-dependencies")),
+                (document.get("dependency-groups"), ("dependency-groups",)),
+            )
+            for group, requirements in self._table_at(table, key).items()
+        ]
         features = dict(features)
-        for group, requirements in groups.items():
-            more = self._requirements(requirements, ("dependency-groups", group))
+        for group, requirements, key in groups:
+            more = self._requirements(requirements, key)
             base = features.get(group, _Feature(None, None, (), ()))
             features[group] = _Feature(
                 base.channels, base.platforms, base.dependencies, base.pypi + more

@@ -220,3 +220,21 @@ def test_a_changed_manifest_makes_pixi_lock_stale_as_pixi_decides(lite_env, work
         assert result.code == 1 and "Traceback" not in result.stderr
         assert re.search(rf"pixi.lock does not match .*pixi.toml: .*{re.escape(reason)}",
                          result.stderr.replace("\n", " ")), result.stderr  # fmt: skip
+
+
+def test_a_pixi_lock_without_lite_envs_header_is_checked_by_pixis_rules(lite_env, workspace):
+    """A pixi.lock that pixi wrote has no digest of lite-env's: --locked takes it when it
+    satisfies the environment, and refuses it when it holds a package nothing uses."""
+    manifest, lock = workspace / "pixi.toml", workspace / "pixi.lock"
+    assert lite_env("lock", manifest, "-e", "test").code == 0
+    lock.write_text(re.sub(r"^#.*\n", "", lock.read_text(), flags=re.M))
+    prefix = workspace / "prefix"
+    result = lite_env("install", "--locked", "-e", "test", "-p", prefix, manifest)
+    assert result.code == 0, result.stderr
+    assert (prefix / "lib" / "python3.14" / "site-packages" / "attrs").is_dir()
+    result = lite_env("install", "--locked", "-p", prefix, manifest)
+    assert result.code == 1 and "the lock has no `default` environment" in result.stderr
+    manifest.write_text(WORKSPACE.replace('comm = "*"\n', ""))  # comm and traitlets: unused
+    result = lite_env("install", "--locked", "-e", "test", "-p", prefix, manifest)
+    assert result.code == 1
+    assert "does not use: comm, traitlets" in result.stderr.replace("\n", " ")
