@@ -62,8 +62,8 @@ class _Feature:
 
 
 def is_pixi_manifest(path: Path) -> bool:
-    """Whether the file is read as a pixi workspace (pixi.toml, or any pyproject.toml)."""
-    return path.name == PYPROJECT or path.suffix == ".toml"
+    """Whether the file is read as a pixi workspace (pixi.toml, pyproject.toml: any TOML)."""
+    return path.suffix == ".toml"
 
 
 def read_pixi_manifest(path: Path, environment: str | None = None) -> EnvSpec:
@@ -128,7 +128,7 @@ class _Reader:
         chosen = [*chosen, default] if with_default else chosen
         supported = set(platforms or ())
         for feature in chosen:
-            supported &= set(feature.platforms or platforms or ())
+            supported &= set(_own_or(feature.platforms, platforms))
         if PLATFORM not in supported:
             raise LiteEnvError(
                 f"{self.where(workspace_key, 'platforms')}: the environment {name!r} is not"
@@ -137,9 +137,7 @@ class _Reader:
                 hint=f'add "{PLATFORM}" to `platforms` of [{workspace_key}] (and of the'
                 " environment's features that list platforms)",
             )
-        prioritized = [
-            entry for feature in chosen for entry in (feature.channels or channels or ())
-        ]
+        prioritized = [entry for feature in chosen for entry in _own_or(feature.channels, channels)]
         ordered: dict[str, Channel] = {}
         for _, channel in sorted(prioritized, key=lambda entry: -entry[0]):
             ordered.setdefault(channel.url, channel)
@@ -362,3 +360,8 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise LiteEnvError(f"{at or self.where(*key)}: `{key[-1]}` must be a list of strings")
         return value
+
+
+def _own_or(own: tuple | None, workspace: tuple | None) -> tuple:
+    """A feature's own list when it has one (even empty), else the workspace's."""
+    return own if own is not None else workspace or ()
