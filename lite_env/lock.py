@@ -271,7 +271,7 @@ def lock_environment(
         spec: the environment.
         cache_dir: lite-env's cache folder.
         update: package names to re-solve freely (the rest stay as locked when possible).
-        path: the lock file; by default `environment.lock` beside the environment file.
+        path: the lock file; by default the spec's own (`environment.lock`, `pixi.lock`...).
     """
     path = path or lock_path(spec)
     previous = _previous(path, spec.environment)
