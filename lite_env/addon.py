@@ -1,6 +1,6 @@
 """A jupyterlite-core addon: `jupyter lite build` beside an environment.yml ships that environment.
 
-Options go in jupyter_lite_config.json under "LiteEnvAddon" (environment_file, locked,
+Options go in jupyter_lite_config.json under "LiteEnvAddon" (environment_file, environment, locked,
 bytecode, allow_pypi, snapshot), or on the command line as `--LiteEnvAddon.locked=True`.
 
 In the build phase the addon prepares the image and copies the environment's JupyterLab
@@ -33,7 +33,12 @@ class LiteEnvAddon(BaseAddon):
     __all__ = ["build", "post_build"]
 
     environment_file = Unicode(
-        "environment.yml", help="the conda environment file, relative to the lite dir"
+        "environment.yml",
+        help="the environment file (environment.yml, pixi.toml, pyproject.toml or"
+        " requirements.txt), relative to the lite dir",
+    ).tag(config=True)
+    environment = Unicode(
+        None, allow_none=True, help="the environment of a pixi workspace (default: default)"
     ).tag(config=True)
     locked = Bool(False, help="build exactly the lock; fail if it is out of date").tag(config=True)
     bytecode = Unicode(
@@ -70,7 +75,7 @@ class LiteEnvAddon(BaseAddon):
     def prepare_environment(self) -> bool:
         """The build task's action: False (a failed task, the reason logged) on a user error."""
         try:
-            spec = read_spec(self.environment_path)
+            spec = read_spec(self.environment_path, self.environment)
             self._options = spec.options.override(
                 locked=self.locked,
                 bytecode=self.bytecode,

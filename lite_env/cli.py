@@ -152,7 +152,16 @@ ENVIRONMENT = arg(
     nargs="?",
     type=Path,
     default=Path(DEFAULT_ENVIRONMENT),
-    help=f"the conda environment file (default: {DEFAULT_ENVIRONMENT})",
+    help="the environment: conda's environment.yml, a pixi workspace (pixi.toml,"
+    f" pyproject.toml) or pip requirements (requirements.txt) (default: {DEFAULT_ENVIRONMENT})",
+)
+PIXI_ENVIRONMENT = arg(
+    "-e",
+    "--environment",
+    metavar="NAME",
+    dest="pixi_environment",
+    default=None,
+    help="the environment of a pixi workspace (default: default)",
 )
 LOCKED = arg(
     "--locked", action="store_true", help="use exactly the lock; fail if it is out of date"
@@ -175,7 +184,7 @@ def _group(args: argparse.Namespace) -> None:
 
 
 def _spec(args: argparse.Namespace) -> EnvSpec:
-    spec = read_spec(args.environment)
+    spec = read_spec(args.environment, args.pixi_environment)
     for warning in spec.warnings:
         stderr.print(labelled("warning:", "yellow", str(warning)))
     return spec
@@ -204,6 +213,7 @@ def _folder(path: Path, what: str) -> Path:
     "solve",
     "solve an environment file and print the packages",
     ENVIRONMENT,
+    PIXI_ENVIRONMENT,
     CACHE_DIR,
     arg("--json", action="store_true", help="print the records as JSON"),
     description="Solve the environment for emscripten-wasm32 + noarch and print the solution"
@@ -229,8 +239,9 @@ def cmd_solve(args: argparse.Namespace) -> None:
 
 @command(
     "lock",
-    "solve and write environment.lock",
+    "solve and write the lock (environment.lock, or pixi.lock for a pixi workspace)",
     ENVIRONMENT,
+    PIXI_ENVIRONMENT,
     CACHE_DIR,
     arg(
         "--update",
@@ -252,6 +263,7 @@ def cmd_lock(args: argparse.Namespace) -> None:
     "install",
     "fetch and install the environment into a prefix",
     ENVIRONMENT,
+    PIXI_ENVIRONMENT,
     CACHE_DIR,
     arg("-p", "--prefix", type=Path, required=True, help="the folder to install into (replaced)"),
     LOCKED,
@@ -270,6 +282,7 @@ def cmd_install(args: argparse.Namespace) -> None:
     "build",
     "build a JupyterLite site whose Pyodide kernel starts with the environment",
     ENVIRONMENT,
+    PIXI_ENVIRONMENT,
     CACHE_DIR,
     arg(
         "-o",

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 #: Names the kernel installs itself at start unless `loadPyodideOptions.packages` lists them.
 KERNEL_BOOTSTRAP = ("micropip", "piplite", "ipykernel", "comm", "pyodide-kernel", "jedi", "ipython")
+#: The conda packages an environment needs for the kernel to start with none of them
+#: downloaded: the runtime and the bootstrap names (what a requirements.txt is added to).
+KERNEL_PACKAGES = ("python 3.14.*", *KERNEL_BOOTSTRAP, "packaging")
 #: The Pyodide kernel's own extension, and the Python distribution that ships it.
 KERNEL_EXTENSION = "@jupyterlite/pyodide-kernel-extension"
 KERNEL_DISTRIBUTION = "jupyterlite-pyodide-kernel"

@@ -13,3 +13,17 @@ PYODIDE_ABI = "2026_0"
 WHEEL_PLATFORM = f"pyemscripten_{PYODIDE_ABI}_wasm32"
 #: Emscripten is a unix; the browser has no libc or CPU features to describe.
 VIRTUAL_PACKAGES = (("__unix", "0", "0"),)
+#: The marker environment of Pyodide 314 (Python 3.14.2, Emscripten 5.0.3, wasm32).
+PYODIDE_MARKERS = {
+    "implementation_name": "cpython",
+    "implementation_version": "3.14.2",
+    "os_name": "posix",
+    "platform_machine": "wasm32",
+    "platform_python_implementation": "CPython",
+    "platform_release": "5.0.3",
+    "platform_system": "Emscripten",
+    "platform_version": "#1",
+    "python_full_version": "3.14.2",
+    "python_version": "3.14",
+    "sys_platform": "emscripten",
+}

@@ -34,22 +34,8 @@ from lite_env.channel.wheel import (
 )
 from lite_env.errors import LiteEnvError
 from lite_env.files import sha256, write_atomically
-from lite_env.platform import WHEEL_PLATFORM
+from lite_env.platform import PYODIDE_MARKERS, WHEEL_PLATFORM
 
-#: The marker environment of Pyodide 314 (Python 3.14.2, Emscripten 5.0.3, wasm32).
-PYODIDE_MARKERS = {
-    "implementation_name": "cpython",
-    "implementation_version": "3.14.2",
-    "os_name": "posix",
-    "platform_machine": "wasm32",
-    "platform_python_implementation": "CPython",
-    "platform_release": "5.0.3",
-    "platform_system": "Emscripten",
-    "platform_version": "#1",
-    "python_full_version": "3.14.2",
-    "python_version": "3.14",
-    "sys_platform": "emscripten",
-}
 PIP_TARGET = [
     "--python-version",
     "3.14",
