@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import conda_package_streaming
+
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, copy_extension, site_extensions
 from lite_env.files import read_file_out, read_json, write_atomically
@@ -25,6 +27,7 @@ from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
+from lite_env.site_channel import CHANNEL_DIR, ChannelSource, add_channel
 from lite_env.snapshot import Snapshot
 
 #: The runtime files a browser loads, from the `python` package's share/pyodide/.
@@ -37,6 +40,10 @@ RUNTIME_FILES = (
 )
 LOADER = Path(__file__).with_name("lite-env.mjs")
 LOADER_NAME = "lite-env.mjs"
+#: The kernel's `%conda` (lite_env/conda.mjs), beside the loader when the site has a channel.
+CONDA_MODULE = Path(__file__).with_name("conda.mjs")
+#: The lite_env modules `%conda` runs in the kernel: verify (the package check) and its imports.
+CONDA_LITE_ENV_MODULES = ("__init__", "archive", "errors", "files", "platform", "verify")
 PYODIDE_DIR = Path("static") / "pyodide"
 IMAGE_DIR = Path("static") / "lite-env"
 #: A fixed date for jupyterlite-core's timestamps, so that two builds compare equal.
@@ -63,6 +70,7 @@ def build_site(
     options: BuildOptions,
     snapshot: Snapshot | None = None,
     extensions: Sequence[LabExtension] = (),
+    channel: ChannelSource | None = None,
 ) -> Site:
     """Build the site into `output`, replacing what was there only once the build succeeded.
 
@@ -75,6 +83,7 @@ def build_site(
         snapshot: a memory snapshot in the image folder, restored instead of a cold boot.
         extensions: the environment's JupyterLab extensions (extensions.environment_extensions);
             the site gets them and the kernel's, and none from the build machine's Python.
+        channel: what the site's channel is made of, when `options.channel_in_site`.
         options: the build's options; the site uses `contents` (files or folders to ship:
             notebooks, data), `mode` and `allow_pypi` (`%pip install` may fall back to PyPI,
             a request outside the site).
@@ -94,6 +103,7 @@ def build_site(
             depends=depends,
             snapshot=snapshot,
             options=options,
+            channel=channel,
         )
         _swap_in(staging / "site", output)
     finally:
@@ -120,6 +130,7 @@ def add_environment(
     depends: Mapping[str, list[str]],
     options: BuildOptions,
     snapshot: Snapshot | None = None,
+    channel: ChannelSource | None = None,
 ) -> Site:
     """Put the runtime, the loader and the image into a built JupyterLite site and point the
     kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
@@ -152,6 +163,8 @@ def add_environment(
                 "liteEnvSnapshotURL": f"./{(IMAGE_DIR / snapshot.file).as_posix()}",
                 "liteEnvSnapshotSha256": snapshot.sha256,
             }
+        if options.channel_in_site and channel is not None:
+            settings["loadPyodideOptions"] |= _add_conda(site, channel)
     else:
         packages = sorted(json.loads(lock.read_text())["packages"])
         settings = {
@@ -161,6 +174,31 @@ def add_environment(
     settings["disablePyPIFallback"] = not options.allow_pypi
     _set_kernel_settings(site / "jupyter-lite.json", settings)
     return Site(site, settings)
+
+
+def _add_conda(site: Path, channel: ChannelSource) -> dict:
+    """Put the channel, the solver and `%conda` into the site; return the loader's options."""
+    shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
+    add_channel(site, channel, site / PYODIDE_DIR)
+    text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
+    write_atomically(site / PYODIDE_DIR / CONDA_MODULE.name, text)
+    return {
+        "liteEnvCondaURL": f"./{(PYODIDE_DIR / CONDA_MODULE.name).as_posix()}",
+        "liteEnvChannelURL": f"./{CHANNEL_DIR.as_posix()}/",
+    }
+
+
+def conda_python() -> dict[str, str]:
+    """The Python the kernel's `%conda` runs, by path under site-packages: its module and the
+    modules of lite_env (the build's own package checks) and conda_package_streaming it uses."""
+    package = Path(__file__).parent
+    streaming = Path(conda_package_streaming.__file__).parent
+    sources = {"_lite_env_conda.py": PROGRAMS / "conda_magic.py"}
+    for name in CONDA_LITE_ENV_MODULES:
+        sources[f"lite_env/{name}.py"] = package / f"{name}.py"
+    for name in ("__init__", "package_streaming"):
+        sources[f"conda_package_streaming/{name}.py"] = streaming / f"{name}.py"
+    return {path: source.read_text() for path, source in sources.items()}
 
 
 def write_loader(folder: Path) -> Path:

@@ -188,7 +188,15 @@ def _parse_document(path: Path, document: object) -> EnvSpec:
 
 
 #: The keys of the `lite-env:` section.
-OPTIONS = ("bytecode", "preload", "exclude", "keep", "exclude-by-package", "lazy")
+OPTIONS = (
+    "bytecode",
+    "preload",
+    "exclude",
+    "keep",
+    "exclude-by-package",
+    "lazy",
+    "channel-in-site",
+)
 
 
 def _parse_options(section: object, location: str) -> BuildOptions:
@@ -207,9 +215,10 @@ def _parse_options(section: object, location: str) -> BuildOptions:
         raise LiteEnvError(
             f"{location}: `bytecode` is one of {', '.join(BYTECODE_MODES)}, not {bytecode!r}"
         )
-    lazy = section.get("lazy", True)
-    if not isinstance(lazy, bool):
-        raise LiteEnvError(f"{location}: `lazy` is true or false, not {lazy!r}")
+    lazy, in_site = section.get("lazy", True), section.get("channel-in-site", False)
+    for key, value in (("lazy", lazy), ("channel-in-site", in_site)):
+        if not isinstance(value, bool):
+            raise LiteEnvError(f"{location}: `{key}` is true or false, not {value!r}")
     by_package = section.get("exclude-by-package") or {}
     if not isinstance(by_package, dict):
         raise LiteEnvError(f"{location}: `exclude-by-package` maps package names to patterns")
@@ -222,6 +231,7 @@ def _parse_options(section: object, location: str) -> BuildOptions:
             (str(name), _strings(by_package, name, location)) for name in sorted(by_package)
         ),
         lazy=lazy,
+        channel_in_site=in_site,
     )
 
 
