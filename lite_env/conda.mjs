@@ -14,7 +14,8 @@ const PYTHON = "@python@";
 const PLATFORM = "emscripten-wasm32";
 
 export function setup(pyodide, channelURL) {
-  const channel = new URL(channelURL, import.meta.url).href;
+  // without its trailing slash, as mambajs names channels
+  const channel = new URL(channelURL, import.meta.url).href.replace(/\/+$/, "");
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
   for (const [path, source] of Object.entries(PYTHON)) {
     const target = `${sitePackages}/${path}`;
@@ -24,7 +25,7 @@ export function setup(pyodide, channelURL) {
   pyodide.registerJsModule("_lite_env_conda_js", {
     solve: async (specs, installed) =>
       JSON.stringify(await solve(channel, JSON.parse(specs), JSON.parse(installed))),
-    fetchBytes: async (path) => fetchBytes(new URL(path, channel)),
+    fetchBytes: async (path) => fetchBytes(`${channel}/${path}`),
   });
   pyodide.runPython("import _lite_env_conda; _lite_env_conda.hook()");
 }
