@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_in_site
+from conftest import conda_package, index_channel, run_in_site
+from forge import link, write_conda
 
 from lite_env.pipeline import Build, build
 from lite_env.site_channel import ChannelSource, add_channel
@@ -117,6 +118,52 @@ def test_a_package_whose_bytes_differ_from_its_record_is_refused_and_nothing_wri
     assert f"{package.name}: its bytes do not match the channel's record" in install
     assert "nothing was installed" in install
     assert check == "[]\n"
+
+
+def add_to_site_channel(site: Path, make) -> str:
+    """Make packages with `make(channel)` in a channel of their own and add them, with their
+    records (their true sha256), to the site's channel; return the first one's name."""
+    extra = index_channel(site.parent / "extra")
+    make(extra)
+    index_channel(extra)
+    for subdir in ("noarch", "emscripten-wasm32"):
+        records = json.loads((extra / subdir / "repodata.json").read_text())["packages.conda"]
+        path = site / "channel" / subdir / "repodata.json"
+        repodata = json.loads(path.read_text())
+        repodata["packages.conda"] |= records
+        path.write_text(json.dumps(repodata))
+        for name in records:
+            shutil.copyfile(extra / subdir / name, site / "channel" / subdir / name)
+    return next(iter(records.values()))["name"] if records else ""
+
+
+def test_a_hostile_archive_with_a_matching_sha256_is_refused_by_the_builds_check(built, tmp_path):
+    site = shutil.copytree(built.site.folder, tmp_path / "site")
+    add_to_site_channel(
+        site, lambda channel: write_conda(channel / "noarch", "evil", [link("share/x", "../..")])
+    )
+    install, check = run_cells(
+        site, "%conda install evil", "import os; print(os.path.lexists('/share/x'))"
+    )
+    assert install.strip() == (
+        "%conda: evil-1.0-0.conda refused: share/x: a symlink pointing outside the prefix (../..);"
+        " nothing was installed"
+    )
+    assert check == "False\n"
+
+
+def test_a_package_built_for_another_pyodide_abi_is_refused_naming_it(built, tmp_path):
+    site = shutil.copytree(built.site.folder, tmp_path / "site")
+
+    def make(channel: Path) -> None:
+        conda_package(channel, "oldabi", "1.0", subdir="emscripten-wasm32",
+                      depends=("pyodide-abi 2025.0.*",))  # fmt: skip
+        conda_package(channel, "pyodide-abi", "2025.0", subdir="emscripten-wasm32", build="0")
+
+    add_to_site_channel(site, make)
+    (install,) = run_cells(site, "%conda install oldabi")
+    assert "pyodide-abi 2025.0" in install and "2026.0" in install, install
+    assert "Traceback" not in install
 
 
 @pytest.mark.browser
