@@ -28,7 +28,7 @@ from lite_env.options import BuildOptions
 from lite_env.pack import Chunk, Image, PackRules, pack, read_image
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
-from lite_env.site_channel import ChannelSource
+from lite_env.site_channel import channel_source
 from lite_env.snapshot import Snapshot, make_snapshot
 from lite_env.spec import EnvSpec
 
@@ -231,9 +231,7 @@ def build(
         snapshot=prepared.snapshot,
         extensions=prepared.extensions,
         options=options,
-        channel=ChannelSource(
-            tuple(c.local_path for c in spec.channels if c.local_path), prepared.lock.records
-        ),
+        channel=channel_source(spec, prepared.lock.records) if options.channel_in_site else None,
     )
     return Build(prepared, site)
 

@@ -136,6 +136,11 @@ def add_environment(
     kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
     check_kernel_packages(provides)
     mode = options.mode
+    if options.channel_in_site and (mode != "image" or channel is None):
+        raise LiteEnvError(
+            "--channel-in-site needs lite-env's loader (mode image) and the environment's channels",
+            hint="build with --mode image",
+        )
     shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
     if mode == "image":
         shutil.copytree(image.folder, site / IMAGE_DIR)
@@ -163,7 +168,7 @@ def add_environment(
                 "liteEnvSnapshotURL": f"./{(IMAGE_DIR / snapshot.file).as_posix()}",
                 "liteEnvSnapshotSha256": snapshot.sha256,
             }
-        if options.channel_in_site and channel is not None:
+        if channel is not None and options.channel_in_site:
             settings["loadPyodideOptions"] |= _add_conda(site, channel)
     else:
         packages = sorted(json.loads(lock.read_text())["packages"])

@@ -15,6 +15,7 @@ from lite_env.archive import canonical_members
 from lite_env.errors import LiteEnvError
 from lite_env.files import read_file_out, read_json, write_atomically
 from lite_env.platform import SUBDIRS
+from lite_env.spec import EnvSpec
 from lite_env.verify import verify_package
 
 #: The site's channel folder, and the installed set beside its subdirs.
@@ -34,6 +35,20 @@ class ChannelSource:
 
     folders: tuple[Path, ...]
     installed: tuple[RepoDataRecord, ...]
+
+
+def channel_source(spec: EnvSpec, installed: Sequence[RepoDataRecord]) -> ChannelSource:
+    """The environment's channel folders and the lock's records, for add_channel.
+
+    Raises LiteEnvError when a channel is a URL: a site carries only channels on this machine.
+    """
+    remote = [channel.entry for channel in spec.channels if channel.local_path is None]
+    if remote:
+        raise LiteEnvError(
+            f"--channel-in-site carries channel folders, not hosted channels ({remote[0]})",
+            hint="use a local copy of the channel, or build without --channel-in-site",
+        )
+    return ChannelSource(tuple(c.local_path for c in spec.channels), tuple(installed))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -102,15 +103,18 @@ async def install(specs: list[str]) -> None:
         return
     records = await _records({solved[file]["subdir"] for file in new})
     scratch = Path(tempfile.mkdtemp(prefix="lite-env-conda-"))
-    checked = []
-    for file in new:
-        record = records.get((solved[file]["subdir"], file))
-        if record is None:
-            raise CondaError(f"{file} is not in the site's channel")
-        data = (await js.fetchBytes(f"{solved[file]['subdir']}/{file}")).to_py()
-        checked.append(_check(scratch / file, bytes(data), record))
-    plans = [_plan(path) for path in checked]
-    written = [target for plan in plans for target in _write(plan)]
+    try:
+        checked = []
+        for file in new:
+            record = records.get((solved[file]["subdir"], file))
+            if record is None:
+                raise CondaError(f"{file} is not in the site's channel")
+            data = (await js.fetchBytes(f"{solved[file]['subdir']}/{file}")).to_py()
+            checked.append(_check(scratch / file, bytes(data), record))
+        plans = [_plan(path) for path in checked]
+        written = [target for plan in plans for target in _write(plan)]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     importlib.invalidate_caches()
     for file in new:
         installed[file] = {**_entry(file, solved[file]), "origin": "this session"}
