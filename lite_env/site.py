@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import conda_package_streaming
-
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, copy_extension, site_extensions
 from lite_env.files import read_file_out, read_json, write_atomically
@@ -27,7 +25,7 @@ from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
-from lite_env.site_channel import CHANNEL_DIR, ChannelSource, add_channel
+from lite_env.site_channel import ChannelSource, add_conda
 from lite_env.snapshot import Snapshot
 
 #: The runtime files a browser loads, from the `python` package's share/pyodide/.
@@ -40,10 +38,6 @@ RUNTIME_FILES = (
 )
 LOADER = Path(__file__).with_name("lite-env.mjs")
 LOADER_NAME = "lite-env.mjs"
-#: The kernel's `%conda` (lite_env/conda.mjs), beside the loader when the site has a channel.
-CONDA_MODULE = Path(__file__).with_name("conda.mjs")
-#: The lite_env modules `%conda` runs in the kernel: verify (the package check) and its imports.
-CONDA_LITE_ENV_MODULES = ("__init__", "archive", "errors", "files", "platform", "verify")
 PYODIDE_DIR = Path("static") / "pyodide"
 IMAGE_DIR = Path("static") / "lite-env"
 #: A fixed date for jupyterlite-core's timestamps, so that two builds compare equal.
@@ -169,7 +163,7 @@ def add_environment(
                 "liteEnvSnapshotSha256": snapshot.sha256,
             }
         if channel is not None and options.channel_in_site:
-            settings["loadPyodideOptions"] |= _add_conda(site, channel)
+            settings["loadPyodideOptions"] |= add_conda(site, channel, PYODIDE_DIR)
     else:
         packages = sorted(json.loads(lock.read_text())["packages"])
         settings = {
@@ -179,31 +173,6 @@ def add_environment(
     settings["disablePyPIFallback"] = not options.allow_pypi
     _set_kernel_settings(site / "jupyter-lite.json", settings)
     return Site(site, settings)
-
-
-def _add_conda(site: Path, channel: ChannelSource) -> dict:
-    """Put the channel, the solver and `%conda` into the site; return the loader's options."""
-    shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
-    add_channel(site, channel, site / PYODIDE_DIR)
-    text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
-    write_atomically(site / PYODIDE_DIR / CONDA_MODULE.name, text)
-    return {
-        "liteEnvCondaURL": f"./{(PYODIDE_DIR / CONDA_MODULE.name).as_posix()}",
-        "liteEnvChannelURL": f"./{CHANNEL_DIR.as_posix()}/",
-    }
-
-
-def conda_python() -> dict[str, str]:
-    """The Python the kernel's `%conda` runs, by path under site-packages: its module and the
-    modules of lite_env (the build's own package checks) and conda_package_streaming it uses."""
-    package = Path(__file__).parent
-    streaming = Path(conda_package_streaming.__file__).parent
-    sources = {"_lite_env_conda.py": PROGRAMS / "conda_magic.py"}
-    for name in CONDA_LITE_ENV_MODULES:
-        sources[f"lite_env/{name}.py"] = package / f"{name}.py"
-    for name in ("__init__", "package_streaming"):
-        sources[f"conda_package_streaming/{name}.py"] = streaming / f"{name}.py"
-    return {path: source.read_text() for path, source in sources.items()}
 
 
 def write_loader(folder: Path) -> Path:

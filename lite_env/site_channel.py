@@ -1,20 +1,23 @@
 """The channel a site carries for `%conda install` in its kernel: the packages the build solved
-against, their repodata, the installed set and the solver (mambajs), all served by the site."""
+against, their repodata, the installed set, the solver (mambajs) and `%conda` itself."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import conda_package_streaming
 from rattler import RepoDataRecord
 
 from lite_env.archive import canonical_members
 from lite_env.errors import LiteEnvError
 from lite_env.files import read_file_out, read_json, write_atomically
 from lite_env.platform import SUBDIRS
+from lite_env.pyodide_node import PROGRAMS
 from lite_env.spec import EnvSpec
 from lite_env.verify import verify_package
 
@@ -24,6 +27,10 @@ INSTALLED = "installed.json"
 #: The solver's package in the channel, and its one file the kernel imports.
 SOLVER_PACKAGE = "mambajs"
 SOLVER_FILE = "share/mambajs/mambajs.mjs"
+#: The kernel's `%conda` (lite_env/conda.mjs), written beside the loader.
+CONDA_MODULE = Path(__file__).with_name("conda.mjs")
+#: The lite_env modules `%conda` runs in the kernel: verify (the package check) and its imports.
+CONDA_LITE_ENV_MODULES = ("__init__", "archive", "errors", "files", "platform", "verify")
 #: The keys of a repodata.json the kernel's solver reads.
 REPODATA_KEYS = ("packages", "packages.conda")
 
@@ -58,6 +65,32 @@ class SiteChannel:
     folder: Path
     packages: int
     solver: Path
+
+
+def add_conda(site: Path, source: ChannelSource, loader_dir: Path) -> dict:
+    """Put the channel (add_channel), the solver and `%conda` (conda.mjs with its Python) into
+    the site, beside the loader in site/`loader_dir`; return the loader's options for them."""
+    shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
+    add_channel(site, source, site / loader_dir)
+    text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
+    write_atomically(site / loader_dir / CONDA_MODULE.name, text)
+    return {
+        "liteEnvCondaURL": f"./{(loader_dir / CONDA_MODULE.name).as_posix()}",
+        "liteEnvChannelURL": f"./{CHANNEL_DIR.as_posix()}/",
+    }
+
+
+def conda_python() -> dict[str, str]:
+    """The Python the kernel's `%conda` runs, by path under site-packages: its module and the
+    modules of lite_env (the build's own package checks) and conda_package_streaming it uses."""
+    package = Path(__file__).parent
+    streaming = Path(conda_package_streaming.__file__).parent
+    sources = {"_lite_env_conda.py": PROGRAMS / "conda_magic.py"}
+    for name in CONDA_LITE_ENV_MODULES:
+        sources[f"lite_env/{name}.py"] = package / f"{name}.py"
+    for name in ("__init__", "package_streaming"):
+        sources[f"conda_package_streaming/{name}.py"] = streaming / f"{name}.py"
+    return {path: source.read_text() for path, source in sources.items()}
 
 
 def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChannel:
