@@ -24,6 +24,7 @@ from lite_env.extensions import copy_extension
 from lite_env.kernel import KERNEL_EXTENSION
 from lite_env.pipeline import prepare_image
 from lite_env.site import add_environment
+from lite_env.site_channel import channel_source
 from lite_env.spec import read_spec
 
 
@@ -82,6 +83,7 @@ class LiteEnvAddon(BaseAddon):
                 snapshot=self.snapshot,
                 allow_pypi=self.allow_pypi,
             )
+            self._spec = spec
             self._prepared = prepare_image(
                 spec,
                 self._options,
@@ -112,6 +114,9 @@ class LiteEnvAddon(BaseAddon):
                 depends=prepared.depends,
                 snapshot=prepared.snapshot,
                 options=self._options,
+                channel=channel_source(self._spec, prepared.lock.records)
+                if self._options.channel_in_site
+                else None,
             )
         except LiteEnvError as error:
             return self._failed(error)

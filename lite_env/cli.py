@@ -326,6 +326,13 @@ def cmd_install(args: argparse.Namespace) -> None:
         action="store_true",
         help="let %%pip install in the browser fall back to PyPI (off: the site stays offline)",
     ),
+    arg(
+        "--channel-in-site",
+        action="store_true",
+        default=None,
+        help="the site carries the channel the build solved against, so that %%conda install"
+        " in the kernel works offline (or the environment file's `lite-env: channel-in-site`)",
+    ),
     arg("--json", action="store_true", help="print a summary as JSON"),
     description="Lock (or read the lock with --locked), fetch and install the environment,"
     " precompile its bytecode with Pyodide, pack it into an image and emit a JupyterLite site"
@@ -361,6 +368,7 @@ def _build_options(spec: EnvSpec, args: argparse.Namespace) -> BuildOptions:
         snapshot=args.snapshot,
         mode=args.mode,
         allow_pypi=args.allow_pypi,
+        channel_in_site=args.channel_in_site,
     )
 
 

@@ -23,7 +23,15 @@ MAX_FILE_SIZE = 1024**2
 #: `[tool.lite-env]` in a pixi manifest.
 OWN_KEY = "lite-env"
 #: The keys of lite-env's own options.
-OPTIONS = ("bytecode", "preload", "exclude", "keep", "exclude-by-package", "lazy")
+OPTIONS = (
+    "bytecode",
+    "preload",
+    "exclude",
+    "keep",
+    "exclude-by-package",
+    "lazy",
+    "channel-in-site",
+)
 #: The environment's name in its lock file when the input form has no names (pixi's too).
 DEFAULT_ENVIRONMENT = "default"
 URL_SCHEMES = ("http", "https", "file")
@@ -168,9 +176,10 @@ def parse_options(section: object, location: str, key: str = OWN_KEY) -> BuildOp
         raise LiteEnvError(
             f"{location}: `bytecode` is one of {', '.join(BYTECODE_MODES)}, not {bytecode!r}"
         )
-    lazy = section.get("lazy", True)
-    if not isinstance(lazy, bool):
-        raise LiteEnvError(f"{location}: `lazy` is true or false, not {lazy!r}")
+    lazy, in_site = section.get("lazy", True), section.get("channel-in-site", False)
+    for name, value in (("lazy", lazy), ("channel-in-site", in_site)):
+        if not isinstance(value, bool):
+            raise LiteEnvError(f"{location}: `{name}` is true or false, not {value!r}")
     by_package = section.get("exclude-by-package") or {}
     if not isinstance(by_package, dict):
         raise LiteEnvError(f"{location}: `exclude-by-package` maps package names to patterns")
@@ -183,6 +192,7 @@ def parse_options(section: object, location: str, key: str = OWN_KEY) -> BuildOp
             (str(name), _strings(by_package, name, location)) for name in sorted(by_package)
         ),
         lazy=lazy,
+        channel_in_site=in_site,
     )
 
 

@@ -12,6 +12,8 @@
 //                       start falls back to a cold boot with a console warning.
 //   liteEnvPrefetch     false: lazy chunks are fetched only when imported (default: true,
 //                       fetched in the background after the start)
+//   liteEnvCondaURL, liteEnvChannelURL
+//                       `%conda install` in the kernel (conda.mjs) from the site's channel.
 //   liteEnvImports      modules the kernel imports as it starts, imported here first: the
 //                       kernel imports them with /drive as its working directory, where the
 //                       path finder asks the page for every new top-level name ('' is on
@@ -34,7 +36,8 @@ const FORMAT = "lite-env-image/1";
 export async function loadPyodide(options = {}) {
   const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
   const { liteEnvSnapshotURL, liteEnvSnapshotSha256, ...more } = rest;
-  const { liteEnvImports = [], liteEnvPrefetch = true, ...runtimeOptions } = more;
+  const { liteEnvCondaURL, liteEnvChannelURL, ...others } = more;
+  const { liteEnvImports = [], liteEnvPrefetch = true, ...runtimeOptions } = others;
   if (!liteEnvManifestURL) {
     return loadPyodideRuntime(options);
   }
@@ -63,6 +66,10 @@ export async function loadPyodide(options = {}) {
   for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
   if (later.length > 0) deferChunks(started, manifestURL, later, liteEnvPrefetch);
   importModules(started, liteEnvImports);
+  if (liteEnvCondaURL) {
+    const conda = await import(new URL(liteEnvCondaURL, import.meta.url).href);
+    conda.setup(started, liteEnvChannelURL);
+  }
   return started;
 }
 

@@ -32,6 +32,8 @@ class BuildOptions:
         exclude_by_package: patterns left out of one package only.
         lazy: write packages that the kernel's start does not import on their first import
             instead of before Python starts.
+        channel_in_site: the site carries the channels the build solved against (and the
+            solver, mambajs), so that `%conda install` in the kernel installs from the site.
 
     From the command line (or the addon's settings) only:
         locked: build exactly the lock; fail if it is out of date.
@@ -47,6 +49,7 @@ class BuildOptions:
     keep: tuple[str, ...] = ()
     exclude_by_package: tuple[tuple[str, tuple[str, ...]], ...] = ()
     lazy: bool = True
+    channel_in_site: bool = False
     locked: bool = False
     snapshot: bool = False
     mode: Mode = "image"

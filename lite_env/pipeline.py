@@ -28,6 +28,7 @@ from lite_env.options import BuildOptions
 from lite_env.pack import Chunk, Image, PackRules, pack, read_image
 from lite_env.pyodide_node import RUNTIME_DIR
 from lite_env.site import Site, build_site
+from lite_env.site_channel import channel_source
 from lite_env.snapshot import Snapshot, make_snapshot
 from lite_env.spec import EnvSpec
 
@@ -230,6 +231,7 @@ def build(
         snapshot=prepared.snapshot,
         extensions=prepared.extensions,
         options=options,
+        channel=channel_source(spec, prepared.lock.records) if options.channel_in_site else None,
     )
     return Build(prepared, site)
 

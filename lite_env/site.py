@@ -25,6 +25,7 @@ from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
+from lite_env.site_channel import ChannelSource, add_conda
 from lite_env.snapshot import Snapshot
 
 #: The runtime files a browser loads, from the `python` package's share/pyodide/.
@@ -63,6 +64,7 @@ def build_site(
     options: BuildOptions,
     snapshot: Snapshot | None = None,
     extensions: Sequence[LabExtension] = (),
+    channel: ChannelSource | None = None,
 ) -> Site:
     """Build the site into `output`, replacing what was there only once the build succeeded.
 
@@ -75,6 +77,7 @@ def build_site(
         snapshot: a memory snapshot in the image folder, restored instead of a cold boot.
         extensions: the environment's JupyterLab extensions (extensions.environment_extensions);
             the site gets them and the kernel's, and none from the build machine's Python.
+        channel: what the site's channel is made of, when `options.channel_in_site`.
         options: the build's options; the site uses `contents` (files or folders to ship:
             notebooks, data), `mode` and `allow_pypi` (`%pip install` may fall back to PyPI,
             a request outside the site).
@@ -94,6 +97,7 @@ def build_site(
             depends=depends,
             snapshot=snapshot,
             options=options,
+            channel=channel,
         )
         _swap_in(staging / "site", output)
     finally:
@@ -120,11 +124,17 @@ def add_environment(
     depends: Mapping[str, list[str]],
     options: BuildOptions,
     snapshot: Snapshot | None = None,
+    channel: ChannelSource | None = None,
 ) -> Site:
     """Put the runtime, the loader and the image into a built JupyterLite site and point the
     kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
     check_kernel_packages(provides)
     mode = options.mode
+    if options.channel_in_site and (mode != "image" or channel is None):
+        raise LiteEnvError(
+            "--channel-in-site needs lite-env's loader (mode image) and the environment's channels",
+            hint="build with --mode image",
+        )
     shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
     if mode == "image":
         shutil.copytree(image.folder, site / IMAGE_DIR)
@@ -152,6 +162,8 @@ def add_environment(
                 "liteEnvSnapshotURL": f"./{(IMAGE_DIR / snapshot.file).as_posix()}",
                 "liteEnvSnapshotSha256": snapshot.sha256,
             }
+        if channel is not None and options.channel_in_site:
+            settings["loadPyodideOptions"] |= add_conda(site, channel, PYODIDE_DIR)
     else:
         packages = sorted(json.loads(lock.read_text())["packages"])
         settings = {

@@ -1,4 +1,9 @@
-"""Check channel packages: archive contents against paths.json, names, and resolvable depends."""
+"""Check channel packages: archive contents against paths.json, names, and resolvable depends.
+
+verify_package also runs in the kernel, in Pyodide, for `%conda install` (the site ships this
+module with the base modules it imports): rattler, which Pyodide lacks, is imported only by
+the functions that use it.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,15 @@ import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
-
-from rattler import Channel, MatchSpec, PackageRecord, RepoData, RepoDataRecord
-from rattler.package_streaming import extract
+from typing import IO, TYPE_CHECKING
 
 from lite_env.archive import ArchiveError, canonical_members, name_problem
 from lite_env.errors import LiteEnvError
 from lite_env.files import sha256
 from lite_env.platform import SUBDIRS
+
+if TYPE_CHECKING:
+    from rattler import PackageRecord, RepoDataRecord
 
 #: Names the solver provides itself rather than a package.
 VIRTUAL_PREFIX = "__"
@@ -109,6 +114,8 @@ def package_problems(
     """The problems of a package as install and `channel verify` check it: verify_package,
     then rattler's own unpacker run on the archive (in a folder under `scratch`, removed)
     and what it wrote compared with what was verified, file by file."""
+    from rattler.package_streaming import extract
+
     problems = verify_package(path, record=record)
     if problems:
         return problems
@@ -306,6 +313,8 @@ def _metadata_problems(index: dict, link: dict) -> list[str]:
 
 def unresolved_depends(records: Iterable[PackageRecord]) -> list[str]:
     """Depends of the records that no record satisfies (`package: spec` strings)."""
+    from rattler import MatchSpec
+
     records = list(records)
     missing = []
     for record in records:
@@ -321,6 +330,8 @@ def unresolved_depends(records: Iterable[PackageRecord]) -> list[str]:
 
 def channel_records(channel_dir: Path) -> list[RepoDataRecord]:
     """The records of every package in the channel's repodata."""
+    from rattler import Channel, RepoData
+
     channel = Channel(channel_dir.absolute().as_uri())
     records = []
     for subdir in SUBDIRS:

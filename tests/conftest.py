@@ -188,7 +188,7 @@ def run_in_site(site: Path, code: str, **overrides):
     settings = kernel_settings(site)
     options = dict(settings["loadPyodideOptions"]) | overrides
     with served(site) as base:
-        for key in ("liteEnvManifestURL", "liteEnvSnapshotURL"):
+        for key in ("liteEnvManifestURL", "liteEnvSnapshotURL", "liteEnvChannelURL"):
             if key in options:
                 options[key] = base + options[key].removeprefix("./")
         options["lockFileURL"] = str(site / options["lockFileURL"])

@@ -21,9 +21,11 @@ def test_the_command_line_overrides_the_section_and_none_keeps_it(tmp_path):
     path = tmp_path / "environment.yml"
     path.write_text(
         "channels: [./channel]\ndependencies: [sympy]\n"
-        "lite-env:\n  bytecode: all\n  preload: [sympy]\n  lazy: false\n"
+        "lite-env:\n  bytecode: all\n  preload: [sympy]\n  lazy: false\n  channel-in-site: true\n"
     )
     section = read_spec(path).options
+    assert section.channel_in_site is True
+    assert section.override(channel_in_site=None).channel_in_site is True
     assert (section.bytecode, section.preload, section.lazy) == ("all", ("sympy",), False)
     options = section.override(bytecode=None, snapshot=True, mode="lock", contents=["a.ipynb"])
     assert options.bytecode == "all"

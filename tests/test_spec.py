@@ -136,6 +136,7 @@ def test_lite_env_section_sets_how_the_image_is_made(tmp_path, small_channel):
         ("lite-env:\n  exlcude: []\n", "unknown `lite-env` option 'exlcude'"),
         ("lite-env:\n  keep: x\n", "`keep` must be a list of strings"),
         ("lite-env:\n  lazy: maybe\n", "`lazy` is true or false, not 'maybe'"),
+        ("lite-env:\n  channel-in-site: 1\n", "`channel-in-site` is true or false, not 1"),
     ],
 )
 def test_lite_env_section_errors_name_the_line(tmp_path, small_channel, section, message):

@@ -1,0 +1,181 @@
+"""The channel a site carries for `%conda install` in its kernel: the packages the build solved
+against, their repodata, the installed set, the solver (mambajs) and `%conda` itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import conda_package_streaming
+from rattler import RepoDataRecord
+
+from lite_env.archive import canonical_members
+from lite_env.errors import LiteEnvError
+from lite_env.files import read_file_out, read_json, write_atomically
+from lite_env.platform import SUBDIRS
+from lite_env.pyodide_node import PROGRAMS
+from lite_env.spec import EnvSpec
+from lite_env.verify import verify_package
+
+#: The site's channel folder, and the installed set beside its subdirs.
+CHANNEL_DIR = Path("channel")
+INSTALLED = "installed.json"
+#: The solver's package in the channel, and its one file the kernel imports.
+SOLVER_PACKAGE = "mambajs"
+SOLVER_FILE = "share/mambajs/mambajs.mjs"
+#: The kernel's `%conda` (lite_env/conda.mjs), written beside the loader.
+CONDA_MODULE = Path(__file__).with_name("conda.mjs")
+#: The lite_env modules `%conda` runs in the kernel: verify (the package check) and its imports.
+CONDA_LITE_ENV_MODULES = ("__init__", "archive", "errors", "files", "platform", "verify")
+#: The keys of a repodata.json the kernel's solver reads.
+REPODATA_KEYS = ("packages", "packages.conda")
+
+
+@dataclass(frozen=True)
+class ChannelSource:
+    """What a site's channel is made of: the channel folders the build solved against, in
+    priority order, and the lock's records (the installed set)."""
+
+    folders: tuple[Path, ...]
+    installed: tuple[RepoDataRecord, ...]
+
+
+def channel_source(spec: EnvSpec, installed: Sequence[RepoDataRecord]) -> ChannelSource:
+    """The environment's channel folders and the lock's records, for add_channel.
+
+    Raises LiteEnvError when a channel is a URL: a site carries only channels on this machine.
+    """
+    remote = [channel.entry for channel in spec.channels if channel.local_path is None]
+    if remote:
+        raise LiteEnvError(
+            f"--channel-in-site carries channel folders, not hosted channels ({remote[0]})",
+            hint="use a local copy of the channel, or build without --channel-in-site",
+        )
+    return ChannelSource(tuple(c.local_path for c in spec.channels), tuple(installed))
+
+
+@dataclass(frozen=True)
+class SiteChannel:
+    """A channel written into a site: its folder, package count and the solver's module."""
+
+    folder: Path
+    packages: int
+    solver: Path
+
+
+def add_conda(site: Path, source: ChannelSource, loader_dir: Path) -> dict:
+    """Put the channel (add_channel), the solver and `%conda` (conda.mjs with its Python) into
+    the site, beside the loader in site/`loader_dir`; return the loader's options for them."""
+    shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
+    add_channel(site, source, site / loader_dir)
+    text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
+    write_atomically(site / loader_dir / CONDA_MODULE.name, text)
+    return {
+        "liteEnvCondaURL": f"./{(loader_dir / CONDA_MODULE.name).as_posix()}",
+        "liteEnvChannelURL": f"./{CHANNEL_DIR.as_posix()}/",
+    }
+
+
+def conda_python() -> dict[str, str]:
+    """The Python the kernel's `%conda` runs, by path under site-packages: its module and the
+    modules of lite_env (the build's own package checks) and conda_package_streaming it uses."""
+    package = Path(__file__).parent
+    streaming = Path(conda_package_streaming.__file__).parent
+    sources = {"_lite_env_conda.py": PROGRAMS / "conda_magic.py"}
+    for name in CONDA_LITE_ENV_MODULES:
+        sources[f"lite_env/{name}.py"] = package / f"{name}.py"
+    for name in ("__init__", "package_streaming"):
+        sources[f"conda_package_streaming/{name}.py"] = streaming / f"{name}.py"
+    return {path: source.read_text() for path, source in sources.items()}
+
+
+def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChannel:
+    """Copy every package of the channel folders of `source` (emscripten-wasm32 and noarch)
+    into site/channel/<subdir>/ with one repodata.json per subdir (the first channel wins a
+    file name, as the solver's priority does), write the installed set (the lock's records)
+    to site/channel/installed.json, and the channel's mambajs module (verified) to
+    `solver_dir`/mambajs.mjs. Byte-reproducible: the same channels and lock give the same files.
+
+    The whole channel is carried, not the closure of one request: the kernel can then install
+    anything the build could have, and the site needs no second solve to know what to carry.
+    Raises LiteEnvError for a channel that is not a folder, a package whose bytes do not match
+    its record, or a channel without the mambajs package.
+    """
+    folder = site / CHANNEL_DIR
+    count = 0
+    for subdir in SUBDIRS:
+        merged: dict[str, dict] = {key: {} for key in REPODATA_KEYS}
+        (folder / subdir).mkdir(parents=True, exist_ok=True)
+        for channel in source.folders:
+            repodata = channel / subdir / "repodata.json"
+            if not repodata.is_file():
+                continue
+            document = read_json(repodata, what="channel repodata")
+            for key in REPODATA_KEYS:
+                for name, record in sorted((document.get(key) or {}).items()):
+                    if name in merged[key] or not _package_name(name):
+                        continue
+                    data = read_file_out(channel / subdir / name)
+                    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+                        raise LiteEnvError(
+                            f"{channel / subdir / name}: its bytes do not match the channel's"
+                            " record",
+                            hint="rebuild or re-index the channel",
+                        )
+                    (folder / subdir / name).write_bytes(data)
+                    merged[key][name] = record
+                    count += 1
+        document = {"info": {"subdir": subdir}, "repodata_version": 1, **merged}
+        write_atomically(folder / subdir / "repodata.json", _json(document))
+    write_atomically(folder / INSTALLED, _json(installed_set(source.installed)))
+    return SiteChannel(folder, count, _write_solver(folder, solver_dir))
+
+
+def installed_set(records: Sequence[RepoDataRecord]) -> list[dict]:
+    """The installed packages as the kernel's `%conda` reads them, sorted by name."""
+    return [
+        {
+            "file": record.file_name,
+            "name": record.name.normalized,
+            "version": str(record.version),
+            "build": str(record.build),
+            "subdir": record.subdir,
+            "sha256": record.sha256.hex() if record.sha256 else None,
+            "depends": list(record.depends),
+        }
+        for record in sorted(records, key=lambda r: r.name.normalized)
+    ]
+
+
+def _write_solver(folder: Path, solver_dir: Path) -> Path:
+    """Write the module of the mambajs package (the last by file name) from the site's
+    channel, once the package is verified."""
+    candidates = sorted(folder.glob(f"*/{SOLVER_PACKAGE}-*.conda"), key=lambda path: path.name)
+    if not candidates:
+        raise LiteEnvError(
+            "the channel has no mambajs package: `%conda install` in the kernel needs it",
+            hint="build the channel from lite-env's recipes (recipes/mambajs) or leave out"
+            " --channel-in-site",
+        )
+    package = candidates[-1]
+    problems = verify_package(package)
+    if problems:
+        raise LiteEnvError(f"{package.name}: refused", hint="\n".join(problems))
+    for tar, member in canonical_members(package):
+        if member.name == SOLVER_FILE and member.isfile():
+            solver_dir.mkdir(parents=True, exist_ok=True)
+            return write_atomically(solver_dir / "mambajs.mjs", tar.extractfile(member).read())
+    raise LiteEnvError(f"{package.name}: holds no {SOLVER_FILE}")
+
+
+def _package_name(name: str) -> bool:
+    """Whether a repodata key is a plain package file name (never a path)."""
+    return "/" not in name and "\\" not in name and name.endswith((".conda", ".tar.bz2"))
+
+
+def _json(document: object) -> str:
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"
