@@ -168,7 +168,7 @@ def test_the_stand_in_backend_reports_the_sdists_pkg_info(tmp_path, monkeypatch)
 
 
 def test_meson_sdists_are_downloaded_through_the_stand_in_backend():
-    for name in ("numpy",):
+    for name in ("numpy", "pandas"):
         [source] = recipe_sources(REPOSITORY / "recipes" / name)
         assert isinstance(source, PypiSource) and source.backend == "mesonpy"
     [pillow] = recipe_sources(REPOSITORY / "recipes" / "pillow")

@@ -9,6 +9,7 @@ import shutil
 import stat
 import tarfile
 import time
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -19,6 +20,7 @@ from lite_env.channel.recipes import build_recipe, npm_sources, recipe_outputs
 from lite_env.channel.sources import fetch_npm_source
 from lite_env.errors import LiteEnvError
 from lite_env.install import install_prefix
+from lite_env.pyodide_node import run_python
 from lite_env.solve import solve
 from lite_env.spec import read_spec
 
@@ -29,7 +31,6 @@ RUNTIME_FILES = (
     "pyodide.js",
     "pyodide.asm.mjs",
     "pyodide.asm.wasm",
-    "python_stdlib.zip",
     "pyodide-lock.json",
     "package.json",
 )
@@ -180,6 +181,23 @@ def test_installing_python_puts_pyodide_in_share(runtime_channel, cache_dir, tmp
     for name in RUNTIME_FILES:
         assert sha256((runtime / name).read_bytes()) == expected[name], name
     assert json.loads((runtime / "pyodide-lock.json").read_text())["info"]["python"] == "3.14.2"
+    # Pyodide's stdlib zip, with CPython's pure-Python zoneinfo added (Pyodide leaves it out)
+    with (
+        tarfile.open(tarball) as archive,
+        zipfile.ZipFile(archive.extractfile("package/python_stdlib.zip")) as upstream,
+        zipfile.ZipFile(runtime / "python_stdlib.zip") as ours,
+    ):
+        assert set(ours.namelist()) == {*upstream.namelist(), "zoneinfo/_zoneinfo.py"}
+        for name in upstream.namelist():
+            assert ours.read(name) == upstream.read(name), name
+    done = run_python(
+        prefix,
+        "from zoneinfo._zoneinfo import ZoneInfo\n"
+        "import zoneinfo, _zoneinfo\n"
+        "print('PURE', ZoneInfo is not zoneinfo.ZoneInfo,"
+        " zoneinfo.ZoneInfo is _zoneinfo.ZoneInfo)\n",
+    )
+    assert "PURE True True" in done.stdout, done.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The compiled scientific stack: meson-python cross builds (numpy) with lite-env's
+"""The compiled scientific stack: meson-python cross builds (numpy, pandas) with lite-env's
 meson cross file, and upstream's own tests run in Pyodide from an image, under node."""
 
 from __future__ import annotations
@@ -147,6 +147,11 @@ def numpy_image(tmp_path_factory, cache_dir):
     return stack_image(tmp_path_factory.mktemp("numpy"), cache_dir, ("numpy",))
 
 
+@pytest.fixture(scope="module")
+def pandas_image(tmp_path_factory, cache_dir):
+    return stack_image(tmp_path_factory.mktemp("pandas"), cache_dir, ("numpy", "pandas"))
+
+
 def run_suite_in_pyodide(image, code: str):
     runtime, packed, _ = image
     with served(packed.folder) as base_url:
@@ -162,12 +167,14 @@ def counts(reports: list[list[str]]) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_the_stack_pins_the_runtime_abi(numpy_image):
-    channel = numpy_image[2]
+def test_the_stack_pins_the_runtime_abi(pandas_image):
+    channel = pandas_image[2]
     repodata = json.loads((channel / "emscripten-wasm32" / "repodata.json").read_text())
     depends = {record["name"]: record["depends"] for record in repodata["packages.conda"].values()}
-    assert "python_abi 3.14.* *_cp314" in depends["numpy"]
-    assert "pyodide-abi >=2026.0,<2026.1.0a0" in depends["numpy"]
+    for name in ("numpy", "pandas"):
+        assert "python_abi 3.14.* *_cp314" in depends[name]
+        assert "pyodide-abi >=2026.0,<2026.1.0a0" in depends[name]
+    assert "numpy >=2.4.6,<3.0a0" in depends["pandas"]  # numpy's run_exports
 
 
 @pytest.mark.slow
@@ -187,3 +194,40 @@ def test_numpy_core_tests_pass_in_pyodide(numpy_image):
     assert code == 0 and not failed, (failed[:5], done.stdout[-3000:])
     print("numpy", counts(reports))
     assert counts(reports)["passed"] > 18000
+
+
+#: pandas' own tests run in Pyodide: a frame, a groupby and two io subsets, and their options.
+PANDAS_SUITES = (
+    "tests/frame/test_constructors.py",
+    "tests/groupby/test_groupby.py",
+    "tests/io/formats/test_to_csv.py",
+    "tests/io/json/test_pandas.py",
+    # pandas' sdist ships no test data (tests/io/json/data): its own flag skips what needs it
+    "--no-strict-data-files",
+    # they serve files over HTTP with pytest-localserver's `httpserver`: Pyodide has no sockets
+    "--deselect=tests/io/json/test_pandas.py::TestPandasContainer::test_url",
+    "--deselect=tests/io/json/test_pandas.py::TestPandasContainer::test_url_not_found",
+)
+
+
+@pytest.mark.slow
+def test_pandas_frame_groupby_and_io_tests_pass_in_pyodide(pandas_image):
+    done = run_suite_in_pyodide(
+        pandas_image,
+        "import pandas, pandas._libs.window.aggregations as aggregations\n"
+        "print('PANDAS', pandas.__version__, aggregations.__file__)\n"
+        "frame = pandas.DataFrame({'k': list('abab'), 'v': [1.0, 2.0, 3.0, 4.5]})\n"
+        "print('GROUPBY', frame.groupby('k')['v'].sum().to_dict())\n"
+        "print('ROLLING', frame['v'].rolling(2).mean().tolist()[1:])\n"
+        "print('TZ', pandas.Timestamp('2026-07-01 12:00', tz='Europe/Paris').utcoffset())\n"
+        f"run_suite('/{SITE}/pandas', {', '.join(map(repr, PANDAS_SUITES))})\n",
+    )
+    code, reports = suite_result(done)
+    assert f"PANDAS 3.1.1 /{SITE}/pandas/_libs/window/aggregations{EXT_SUFFIX}" in done.stdout
+    assert "GROUPBY {'a': 4.0, 'b': 6.5}" in done.stdout
+    assert "ROLLING [1.5, 2.5, 3.75]" in done.stdout  # the C++ extension's rolling mean
+    assert "TZ 2:00:00" in done.stdout  # tzdata's zone files
+    failed = [report for report in reports if report[1] == "failed"]
+    assert code == 0 and not failed, (failed[:5], done.stdout[-3000:])
+    print("pandas", counts(reports))
+    assert counts(reports)["passed"] > 4000

@@ -57,9 +57,13 @@ def test_the_site_points_the_kernel_at_the_loader_and_the_image(built):
 
 def test_the_site_runtime_starts_with_the_environment(built):
     site, _, _ = built
-    done = run_in_site(site, "import IPython, sympy, tabulate\nprint(sympy.Integer(2) ** 100)")
+    done = run_in_site(
+        site,
+        "import IPython, sympy, tabulate, pandas\nprint(sympy.Integer(2) ** 100)\n"
+        "print(pandas.Timestamp('2026-01-15 12:00', tz='Europe/Paris').isoformat())\n",
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "1267650600228229401496703205376\n"
+    assert done.stdout == "1267650600228229401496703205376\n2026-01-15T12:00:00+01:00\n"
 
 
 def test_the_loader_imports_the_kernels_pure_modules_before_the_kernel_runs(built):

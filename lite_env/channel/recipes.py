@@ -2,7 +2,8 @@
 
 A recipe declares, under `extra:`, the files its `source:` entries name (each pinned by sha256
 there) and where they come from: `npm-sources` (`npm pack`), `pypi-sources` (sdists, `pip
-download`) and `debian-sources` (source tarballs, `apt-get source`). `extra.toolchain:
+download`), `debian-sources` (source tarballs, `apt-get source`) and `debian-packages`
+(binary packages of Debian unstable, `apt-get download`). `extra.toolchain:
 emscripten` builds it with lite-env's emscripten toolchain (lite_env.channel.toolchain): its
 build script starts with `. "$RECIPE_DIR/toolchain.sh"`, which exports the toolchain's variables
 (EMCC, CFLAGS, LDFLAGS, LITE_ENV_PYTHON...; rattler-build gives scripts a clean environment).
@@ -26,6 +27,7 @@ from lite_env.channel.built import copy_package, recipe_key, restore, store
 from lite_env.channel.debian import AptArchive
 from lite_env.channel.meson import ensure_meson
 from lite_env.channel.sources import (
+    DebianPackage,
     DebianSource,
     NpmSource,
     PypiSource,
@@ -63,7 +65,8 @@ def npm_sources(recipe_dir: Path) -> list[NpmSource]:
 
 
 def recipe_sources(recipe_dir: Path) -> list[Source]:
-    """The files the recipe fetches (`extra.npm-sources`, `pypi-sources`, `debian-sources`)."""
+    """The files the recipe fetches (`extra.npm-sources`, `pypi-sources`,
+    `debian-sources`, `debian-packages`)."""
     return _sources(recipe_dir, *_render(recipe_dir))
 
 
@@ -118,6 +121,8 @@ def fetch_source(source: Source, *, cache_dir: Path) -> Path:
         return fetch_npm_source(source, cache_dir=cache_dir)
     if isinstance(source, PypiSource):
         return fetch_pypi_source(source, cache_dir=cache_dir)
+    if isinstance(source, DebianPackage):
+        return fetch_debian_package(source, cache_dir=cache_dir)
     return fetch_debian_source(source, cache_dir=cache_dir)
 
 
@@ -144,6 +149,30 @@ def fetch_debian_source(source: DebianSource, *, cache_dir: Path) -> Path:
         return downloaded
 
     what = f"Debian source {source.package} {source.version}: {source.file}"
+    return pinned_file(folder, source, what, "Debian's archive", download)
+
+
+def fetch_debian_package(source: DebianPackage, *, cache_dir: Path) -> Path:
+    """Return `cache_dir/debian/<file>`, running `apt-get download package=version` if needed.
+
+    apt runs with a private configuration listing Debian unstable on the host's mirror (binary
+    packages of a newer release than the toolchain's, e.g. the CPython stdlib of the runtime's
+    Python version); the host's apt setup is not touched.
+    """
+    folder = cache_dir / "debian"
+
+    def download(scratch: Path) -> Path:
+        archive = AptArchive(folder / "apt-unstable", ["sid"])
+        deb = archive.download(f"{source.package}={source.version}", scratch)
+        if deb.name != source.file:
+            raise LiteEnvError(
+                f"`apt-get download {source.package}={source.version}` wrote {deb.name},"
+                f" not {source.file}",
+                hint="correct the file name in the recipe's extra.debian-packages entry",
+            )
+        return deb
+
+    what = f"Debian package {source.package} {source.version}: {source.file}"
     return pinned_file(folder, source, what, "Debian's archive", download)
 
 
@@ -269,6 +298,11 @@ def _sources(
             DebianSource,
             ("package", "version"),
             "{package: pkg, version: 1.0-1, file: pkg_1.0.orig.tar.gz}",
+        ),
+        "debian-packages": (
+            DebianPackage,
+            ("package", "version"),
+            "{package: pkg, version: 1.0-1, file: pkg_1.0-1_amd64.deb}",
         ),
     }
     sources: list[Source] = []

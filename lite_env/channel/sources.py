@@ -55,7 +55,17 @@ class DebianSource:
     sha256: str
 
 
-Source = NpmSource | PypiSource | DebianSource
+@dataclass(frozen=True)
+class DebianPackage:
+    """A binary package of Debian unstable (`apt-get download package=version`): a `.deb`."""
+
+    package: str
+    version: str
+    file: str
+    sha256: str
+
+
+Source = NpmSource | PypiSource | DebianSource | DebianPackage
 
 
 def fetch_npm_source(source: NpmSource, *, cache_dir: Path) -> Path:
