@@ -345,14 +345,14 @@ def _chunk_json(chunk: Chunk) -> dict:
 def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
     """The chunk's top-level modules if it can be written on their first import, else ().
 
-    Only site-packages Python files qualify: a shared library, a `.pth` file (read as Python
-    starts) or a file elsewhere in the prefix makes the chunk eager, as does any of its
-    modules being imported at start.
+    Only site-packages files qualify (Python modules, extension modules, data): a `.pth` file
+    (read as Python starts) or a file elsewhere in the prefix (a shared library in lib/, say)
+    makes the chunk eager, as does any of its modules being imported at start.
     """
     modules = set()
     for path in _paths(chunk):
         match = SITE_PACKAGES_FILE.fullmatch(path)
-        if match is None or is_dynlib(path) or path.endswith(".pth"):
+        if match is None or path.endswith(".pth"):
             return ()
         top, rest = match.group(1), match.group(2)
         if top.endswith((".dist-info", ".data")) or top == "__pycache__":

@@ -34,8 +34,8 @@ from lite_env.spec import EnvSpec
 
 DONE = "done.json"
 #: Bumped when the build changes what the same lock gives (2: standard library bytecode;
-#: 3: lazy chunks; 4: their metadata written at start).
-BUILD_FORMAT = 4
+#: 3: lazy chunks; 4: their metadata written at start; 5: extension modules may be lazy).
+BUILD_FORMAT = 5
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def test_environment_options_extend_the_defaults_and_site_packages_is_an_alias(p
     assert not [p for p in paths if p.startswith("bin/")]  # the defaults still apply
 
 
-def test_pure_packages_the_start_does_not_import_are_lazy(tmp_path):
+def test_packages_the_start_does_not_import_are_lazy(tmp_path):
     channel = tmp_path / "channel"
     runtime_packages(channel)
     packages = {
@@ -140,6 +140,7 @@ def test_pure_packages_the_start_does_not_import_are_lazy(tmp_path):
         "compiled": {"site-packages/compiled/_c.cpython-314-wasm32-emscripten.so": b"\0asm"},
         "hooked": {"site-packages/hooked/__init__.py": b"", "site-packages/hooked.pth": b"x\n"},
         "shared": {"site-packages/shared/__init__.py": b"", "share/shared/data.txt": b"x"},
+        "library": {"lib/liblibrary.so": b"\0asm"},
     }
     for name, files in packages.items():
         dist_info = {f"site-packages/{name}-1.0.dist-info/METADATA": b"Name: x\n"}
@@ -155,11 +156,16 @@ def test_pure_packages_the_start_does_not_import_are_lazy(tmp_path):
     chunks = {c["package"]: c for c in manifest(image)["chunks"]}
     lazy = {name: chunk["lazy"] for name, chunk in chunks.items()}
     assert lazy["pure"] == ["pure", "single"]
-    assert lazy["started"] == lazy["compiled"] == lazy["hooked"] == lazy["shared"] == []
+    # an extension module is written on its first import too; CPython's importer loads it
+    assert lazy["compiled"] == ["compiled"]
+    # a shared library in lib/ (which extension modules link) and a .pth are needed at start
+    assert lazy["started"] == lazy["library"] == lazy["hooked"] == lazy["shared"] == []
     # the lazy package's dist-info is also in a chunk written at start
     metadata = chunks[LAZY_METADATA]
     assert metadata["lazy"] == []
     assert [path for path, *_ in metadata["files"]] == [
+        f"{SITE}/compiled-1.0.dist-info/METADATA",
+        f"{SITE}/compiled-1.0.dist-info/PYODIDE_SOURCE",
         f"{SITE}/pure-1.0.dist-info/METADATA",
         f"{SITE}/pure-1.0.dist-info/PYODIDE_SOURCE",
     ]
