@@ -144,16 +144,24 @@ def test_matplotlib_inline_displays_a_png(matplotlib_image):
         "shell.run_line_magic('matplotlib', 'inline')\n"
         "with capture_output() as captured:\n"
         "    shell.run_cell('import matplotlib.pyplot as plt\\nplt.plot([1, 3, 2])\\n')\n"
-        "import matplotlib\n"
+        "import base64, io, sys, matplotlib\n"
+        "from PIL import Image\n"
         "data = [output.data for output in captured.outputs]\n"
+        "png = base64.b64decode(data[0]['image/png'])\n"
+        "image = Image.open(io.BytesIO(png)).convert('RGB')\n"
         "print('JSON', json.dumps({'backend': matplotlib.get_backend(),\n"
+        "    'loaded': 'matplotlib_inline.backend_inline' in sys.modules,\n"
         "    'kinds': [sorted(d) for d in data],\n"
-        "    'png': [d.get('image/png', '')[:8] for d in data]}))\n"
+        "    'signature': png[:4].hex(), 'size': list(image.size),\n"
+        "    'colors': len(image.getcolors(1 << 16) or [])}))\n"
     )
     result = run_json(matplotlib_image, code)
-    assert "matplotlib_inline" in result["backend"]
+    assert result["backend"] == "inline"
+    assert result["loaded"]  # the backend is matplotlib-inline's
     assert result["kinds"] == [["image/png", "text/plain"]]
-    assert result["png"][0].startswith("iVBORw0K")  # base64 of the PNG signature
+    # a 640 x 480 figure (6.4 x 4.8 inches at 100 dpi), cropped to its drawing
+    assert result["signature"] == "89504e47" and 300 < result["size"][0] <= 640
+    assert result["colors"] > 2  # the line and the axes' text, not a blank image
 
 
 @pytest.mark.slow
