@@ -208,11 +208,11 @@ def compiled(tmp_path_factory, cache_dir, toolchain):
 
 
 def upstream_suites(cache_dir: Path, keep: dict[str, tuple[str, ...]]) -> dict[str, bytes]:
-    """Files of recipes' sdists (recipe name: path prefixes kept), under
-    share/lite-env-suites/<name>/."""
+    """Files of recipes' sdists (recipe name: path prefixes kept; the recipe's first source
+    is its own sdist), under share/lite-env-suites/<name>/."""
     files = {}
     for name, prefixes in keep.items():
-        [source] = recipe_sources(RECIPES / name)
+        source = recipe_sources(RECIPES / name)[0]
         with tarfile.open(fetch_source(source, cache_dir=cache_dir)) as sdist:
             for member in sdist.getmembers():
                 path = member.name.split("/", 1)[-1]
@@ -241,12 +241,13 @@ def packed_image(channel: Path, packages: tuple[str, ...], folder: Path, cache_d
     return runtime_folder(prefix, folder / "runtime"), image, {r.name.normalized for r in records}
 
 
-def run_in_pyodide(image, code: str):
-    """Boot Pyodide under node through lite-env's loader with the image, and run code."""
+def run_in_pyodide(image, code: str, *, timeout: float = 600):
+    """Boot Pyodide under node through lite-env's loader with the image, and run code (for at
+    most `timeout` seconds)."""
     runtime, packed, _ = image
     with served(packed.folder) as base_url:
         options = {"liteEnvManifestURL": f"{base_url}{packed.manifest}", "liteEnvProvides": []}
-        return run_python_with_loader(runtime, code, options, timeout=600)
+        return run_python_with_loader(runtime, code, options, timeout=timeout)
 
 
 def suite_result(done) -> tuple[int, list[list[str]]]:

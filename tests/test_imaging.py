@@ -168,9 +168,12 @@ def test_the_stand_in_backend_reports_the_sdists_pkg_info(tmp_path, monkeypatch)
 
 
 def test_meson_sdists_are_downloaded_through_the_stand_in_backend():
-    for name in ("numpy", "pandas"):
-        [source] = recipe_sources(REPOSITORY / "recipes" / name)
+    for name in ("matplotlib", "numpy", "pandas"):
+        source = recipe_sources(REPOSITORY / "recipes" / name)[0]
         assert isinstance(source, PypiSource) and source.backend == "mesonpy"
+    # matplotlib's second sdist, pybind11 (headers only), is downloaded with its own backend
+    [_, pybind11] = recipe_sources(REPOSITORY / "recipes" / "matplotlib")
+    assert pybind11.spec == "pybind11==3.1.0" and pybind11.backend is None
     [pillow] = recipe_sources(REPOSITORY / "recipes" / "pillow")
     assert pillow.backend is None  # setuptools reads its metadata without building
 
