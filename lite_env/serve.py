@@ -57,8 +57,14 @@ class StaticServer(ThreadingHTTPServer):
 
 
 def make_server(
-    folder: Path, *, host: str = "127.0.0.1", port: int = 8000, isolate: bool = False
+    folder: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    isolate: bool = False,
+    handler: type[StaticHandler] = StaticHandler,
 ) -> StaticServer:
-    """A server for `folder` (not started: call serve_forever); port 0 picks a free port."""
-    handler = type("Handler", (StaticHandler,), {"isolate": isolate})
+    """A server for `folder` (not started: call serve_forever); port 0 picks a free port;
+    `handler` may be a subclass of StaticHandler (tests log and delay requests with one)."""
+    handler = type("Handler", (handler,), {"isolate": isolate})
     return StaticServer((host, port), functools.partial(handler, directory=str(folder)))

@@ -21,7 +21,7 @@ from rich.text import Text
 from lite_env.errors import LiteEnvError
 from lite_env.files import read_json
 from lite_env.pack import TEST_FOLDERS, read_image
-from lite_env.serve import make_server
+from lite_env.serve import StaticServer, make_server
 from lite_env.site import kernel_settings
 
 if TYPE_CHECKING:
@@ -186,13 +186,19 @@ def check_site(
 
 
 @contextmanager
-def open_notebook(site: Path, *, timeout: float = 180) -> Iterator[Notebook]:
-    """Serve `site`, open a new Pyodide notebook in a fresh headless Chromium, wait for idle."""
+def open_notebook(
+    site: Path, *, timeout: float = 180, server: StaticServer | None = None
+) -> Iterator[Notebook]:
+    """Serve `site`, open a new Pyodide notebook in a fresh headless Chromium, wait for idle.
+
+    `server` serves the site on HOST instead of lite-env's own server (made with make_server,
+    not started: this serves it until the block ends).
+    """
     sync_playwright = _playwright()
     chromium = _chromium()
     if not (site / LAB_PAGE).is_file():
         raise LiteEnvError(f"{site}: not a built site (no {LAB_PAGE})", hint="run `lite-env build`")
-    server = make_server(site, host=HOST, port=0)
+    server = server or make_server(site, host=HOST, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
