@@ -39,6 +39,8 @@ class BuildOptions:
         mode: see Mode.
         allow_pypi: let `%pip install` in the browser fall back to PyPI.
         contents: notebooks and data to ship in the site.
+        precompress: write a gzipped copy beside each site file that shrinks (`name.gz`),
+            for servers that send those as they are (lite-env serve, nginx, Caddy).
     """
 
     bytecode: Bytecode = "imported"
@@ -52,6 +54,7 @@ class BuildOptions:
     mode: Mode = "image"
     allow_pypi: bool = False
     contents: tuple[Path, ...] = ()
+    precompress: bool = True
 
     def override(self, **values: object) -> BuildOptions:
         """These options with the given values in place of theirs; None keeps a value.

@@ -22,7 +22,7 @@ from lite_env.errors import LiteEnvError
 from lite_env.files import read_json
 from lite_env.pack import TEST_FOLDERS, read_image
 from lite_env.serve import StaticServer, make_server
-from lite_env.site import kernel_settings
+from lite_env.site import content_addressed, kernel_settings
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request, Response
@@ -198,7 +198,7 @@ def open_notebook(
     chromium = _chromium()
     if not (site / LAB_PAGE).is_file():
         raise LiteEnvError(f"{site}: not a built site (no {LAB_PAGE})", hint="run `lite-env build`")
-    server = server or make_server(site, host=HOST, port=0)
+    server = server or make_server(site, host=HOST, port=0, immutable=content_addressed(site))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:

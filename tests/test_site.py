@@ -82,6 +82,8 @@ def test_two_builds_of_one_lock_compare_equal_file_by_file(built):
 
     one, other = digests(first), digests(second)
     assert len(one) > 100
+    # the precompressed copies too
+    assert {"static/pyodide/pyodide.asm.wasm.gz", "static/pyodide/pyodide.asm.mjs.gz"} <= set(one)
     assert sorted(set(one) ^ set(other)) == []
     assert [name for name in one if one[name] != other[name]] == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -251,3 +252,22 @@ def test_a_cold_load_fetches_each_runtime_file_and_chunk_once(site):
         notebook.page.wait_for_timeout(1000)  # and for a second fetch, if one were coming
     counts = Counter(served)
     assert {file: counts[file] for file in files} == dict.fromkeys(files, 1)
+
+
+#: In the page: fetch a file, return its Content-Encoding and the sha256 of the decoded body.
+FETCH_DIGEST = """async (url) => {
+    const response = await fetch(url, {cache: "no-store"});
+    const digest = await crypto.subtle.digest("SHA-256", await response.arrayBuffer());
+    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"));
+    return [response.headers.get("content-encoding"), hex.join("")];
+}"""
+
+
+def test_chromium_decodes_the_precompressed_files_to_the_originals(site):
+    with open_notebook(site) as notebook:
+        for name in ("pyodide.asm.wasm", "pyodide.asm.mjs", LOADER_NAME):
+            path = site / PYODIDE_DIR / name
+            assert path.with_name(name + ".gz").is_file()
+            url = f"/{(PYODIDE_DIR / name).as_posix()}"
+            encoding, digest = notebook.page.evaluate(FETCH_DIGEST, url)
+            assert (encoding, digest) == ("gzip", hashlib.sha256(path.read_bytes()).hexdigest())
