@@ -80,7 +80,8 @@ def checked(site: Path, modules: list[str]) -> CheckResult:
     )
     print(
         f"kernel idle after {result.time_to_idle_s:.2f} s; {result.responses} responses, "
-        f"{result.bytes_received / 1e6:.1f} MB; console errors: {list(result.console_errors)}"
+        f"{result.bytes_received / 1e6:.1f} MB ({result.bytes_decoded / 1e6:.1f} MB decoded);"
+        f" console errors: {list(result.console_errors)}"
     )
     return result
 
@@ -112,6 +113,13 @@ def test_no_request_leaves_the_site(checked, site):
     # the kernel's worker fetches the image: seeing it proves worker requests are recorded
     assert any(url.endswith(f"/static/lite-env/{manifest}") for url in checked.requests)
     assert checked.foreign_requests == ()
+
+
+def test_the_check_reports_the_bytes_received_compressed_and_decoded(checked):
+    # the site is precompressed: the runtime, JupyterLab's bundles and the manifest go as gzip
+    summary = checked.to_json()
+    assert 0 < summary["bytes_received"] < 0.75 * summary["bytes_decoded"]
+    assert "decoded)" in str(checked.lines()[0])
 
 
 def test_a_course_cell_runs(checked):
