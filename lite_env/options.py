@@ -40,7 +40,8 @@ class BuildOptions:
         allow_pypi: let `%pip install` in the browser fall back to PyPI.
         contents: notebooks and data to ship in the site.
         precompress: write a gzipped copy beside each site file that shrinks (`name.gz`),
-            for servers that send those as they are (lite-env serve, nginx, Caddy).
+            for servers that send those as they are (lite-env serve, nginx, Caddy); only
+            `lite-env build` does (the addon's site may still change after it).
     """
 
     bytecode: Bytecode = "imported"
