@@ -30,7 +30,8 @@ class StaticHandler(SimpleHTTPRequestHandler):
 
     A file `name` with a precompressed copy beside it (`name.gz`, `name.br`) is sent as that
     copy, with `Content-Encoding`, to a client whose Accept-Encoding takes it (never for a
-    Range request: this server answers those in full, as they are); the files in `immutable`
+    Range request: this server answers those in full, as they are; never a copy older than
+    its file, which was changed after the copy was made); the files in `immutable`
     (paths relative to the folder) are sent with Cache-Control: immutable.
     """
 
@@ -56,9 +57,11 @@ class StaticHandler(SimpleHTTPRequestHandler):
         relative = os.path.relpath(translated, self.directory).replace(os.sep, "/")
         self.cache_control = IMMUTABLE if relative in self.immutable else None
         copies = {}
+        modified = os.stat(translated).st_mtime_ns
         for coding, suffix in ENCODINGS:
             copy = self._inside(translated + suffix)
-            if os.path.isfile(copy):
+            # a copy older than its file is stale: the file was changed after the build
+            if os.path.isfile(copy) and os.stat(copy).st_mtime_ns >= modified:
                 copies[coding] = copy
         self.vary = bool(copies)
         if "Range" not in self.headers:

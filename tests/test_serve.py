@@ -166,3 +166,12 @@ def test_a_copy_that_leads_outside_the_folder_is_never_sent(server, site, tmp_pa
     (site / "lock.json.gz").symlink_to(tmp_path / "secret.gz")
     headers, body = _get(server + "lock.json", **{"Accept-Encoding": "gzip"})
     assert "Content-Encoding" not in headers and body == (site / "lock.json").read_bytes()
+
+
+def test_a_copy_older_than_its_file_is_stale_and_never_sent(server, site):
+    lock = site / "lock.json"
+    lock.write_text(json.dumps({"packages": {"changed": "c" * 3000}}))
+    copy = site / "lock.json.gz"
+    os.utime(lock, ns=(copy.stat().st_atime_ns, copy.stat().st_mtime_ns + 10**9))
+    headers, body = _get(server + "lock.json", **{"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in headers and body == lock.read_bytes()
