@@ -89,6 +89,9 @@ def build_lite_env(name: str, *, cache_dir: Path) -> SiteInfo:
     spec = read_spec(environment_file(kind))
     out = SITES / name
     started = time.perf_counter()
+    # no precompressed copies: every variant is served as it is, stock's too (and the floor
+    # and probed copies edit files whose copies would go stale)
+    options = {"precompress": False, **options}
     result = build(spec, out, spec.options.override(**options), cache_dir=cache_dir)
     elapsed = time.perf_counter() - started
     image = result.prepared.image

@@ -33,7 +33,7 @@ from lite_env.pack import pack
 from lite_env.pipeline import build
 from lite_env.progress import install_progress, labelled, stderr
 from lite_env.serve import make_server
-from lite_env.site import kernel_settings
+from lite_env.site import content_addressed
 from lite_env.site_check import check_site, site_modules
 from lite_env.solve import record_json, solve
 from lite_env.spec import EnvSpec, read_spec
@@ -333,6 +333,13 @@ def cmd_install(args: argparse.Namespace) -> None:
         help="the site carries the channel the build solved against, so that %%conda install"
         " in the kernel works offline (or the environment file's `lite-env: channel-in-site`)",
     ),
+    arg(
+        "--precompress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write a gzipped copy beside each file that shrinks, for servers that send"
+        " precompressed files (lite-env serve, nginx gzip_static, Caddy; on by default)",
+    ),
     arg("--json", action="store_true", help="print a summary as JSON"),
     description="Lock (or read the lock with --locked), fetch and install the environment,"
     " precompile its bytecode with Pyodide, pack it into an image and emit a JupyterLite site"
@@ -369,6 +376,7 @@ def _build_options(spec: EnvSpec, args: argparse.Namespace) -> BuildOptions:
         mode=args.mode,
         allow_pypi=args.allow_pypi,
         channel_in_site=args.channel_in_site,
+        precompress=args.precompress,
     )
 
 
@@ -421,12 +429,13 @@ def cmd_pack(args: argparse.Namespace) -> None:
         help="send cross-origin isolation headers (COOP/COEP), for SharedArrayBuffer",
     ),
     description="Serve a built site folder over HTTP with the right content types for .wasm"
-    " and .mjs. Binds 127.0.0.1 unless --host says otherwise; only files inside the folder"
-    " are served.",
+    " and .mjs; a file's precompressed copy (name.gz, name.br) goes to browsers that accept"
+    " it, and the image's files, named by their content, may be cached for good. Binds"
+    " 127.0.0.1 unless --host says otherwise; only files inside the folder are served.",
 )
 def cmd_serve(args: argparse.Namespace) -> None:
-    kernel_settings(args.site)  # a built site, or a clear error
-    _serve(args.site, args, isolate=args.isolate)
+    immutable = content_addressed(args.site)  # a built site, or a clear error
+    _serve(args.site, args, isolate=args.isolate, immutable=immutable)
 
 
 @command(
@@ -587,9 +596,16 @@ def cmd_channel_serve(args: argparse.Namespace) -> None:
     _serve(_folder(args.channel, "channel"), args)
 
 
-def _serve(folder: Path, args: argparse.Namespace, isolate: bool = False) -> None:
+def _serve(
+    folder: Path,
+    args: argparse.Namespace,
+    isolate: bool = False,
+    immutable: frozenset[str] = frozenset(),
+) -> None:
     try:
-        server = make_server(folder, host=args.host, port=args.port, isolate=isolate)
+        server = make_server(
+            folder, host=args.host, port=args.port, isolate=isolate, immutable=immutable
+        )
     except OSError as error:
         raise LiteEnvError(f"cannot listen on {args.host}:{args.port}", hint=str(error)) from None
     host, port = server.server_address[:2]

@@ -25,8 +25,8 @@
 // of the start where synchronous requests exist (browser workers): a finder at the head of
 // sys.meta_path writes a lazy chunk on the first import of one of its modules (their dist-info
 // folders come at start, in a chunk of their own). The chunks are fetched in the background
-// after the start (low priority, one at a time); an import that comes first fetches its chunk
-// with a synchronous request, checked and gunzipped in Python.
+// after the start (low priority, one at a time) and written as they come; an import that comes
+// first starts its chunk's fetch or joins the one under way, so each chunk is fetched once.
 import { loadPyodide as loadPyodideRuntime } from "./pyodide.mjs";
 
 export * from "./pyodide.mjs";
@@ -75,30 +75,45 @@ export async function loadPyodide(options = {}) {
 
 /** Install the finder that writes a lazy chunk on the first import of one of its modules, and
  * fetch the lazy chunks in the background, one at a time at low priority, so that an import
- * usually finds its chunk checked and unpacked in memory instead of waiting on the network. */
+ * usually finds its chunk written instead of waiting on the network. Each chunk is fetched
+ * once: whoever comes first, the prefetch or an import, starts its fetch, and the other waits
+ * for that one (an import waits through JSPI; where it cannot, it fetches synchronously). */
 function deferChunks(pyodide, manifestURL, chunks, prefetch) {
-  const fetched = new Map(); // file → unpacked bytes, until written
   const byFile = new Map(chunks.map((chunk) => [chunk.file, chunk]));
+  const state = new Map(); // file → its fetch's promise while it runs, then true once written
   const write = (file, bytes) => {
+    if (state.get(file) === true) return; // a synchronous import wrote it meanwhile
     const chunk = byFile.get(file);
     if (bytes.length !== chunk.raw_size) {
       throw new Error(`lite-env: chunk ${file} unpacks to the wrong size`);
     }
     writeImage(pyodide.FS, [{ chunk, bytes }]);
-    fetched.delete(file);
+    state.set(file, true);
+  };
+  const load = (file, init) => {
+    if (!state.has(file)) {
+      const fetching = fetchChunk(manifestURL, byFile.get(file), init)
+        .then((bytes) => write(file, bytes))
+        .catch((error) => {
+          if (state.get(file) === fetching) state.delete(file); // the next import tries again
+          throw error;
+        });
+      state.set(file, fetching);
+    }
+    return Promise.resolve(state.get(file));
   };
   pyodide.registerJsModule("_lite_env_lazy", {
     chunks: () => chunks.map((c) => [c.file, new URL(c.file, manifestURL).href, c.sha256, c.lazy]),
+    written: (file) => state.get(file) === true,
+    load: (file) => load(file),
     fetch: (url) => fetchSync(url),
     write,
-    writeFetched: (file) => fetched.has(file) && (write(file, fetched.get(file)), true),
   });
   pyodide.runPython(LAZY_FINDER);
   (async () => {
     for (const chunk of prefetch ? chunks : []) {
       // a failure is left to the import that needs the chunk, which reports it
-      const bytes = await fetchChunk(manifestURL, chunk, { priority: "low" }).catch(() => null);
-      if (bytes) fetched.set(chunk.file, bytes);
+      await load(chunk.file, { priority: "low" }).catch(() => {});
     }
   })();
 }

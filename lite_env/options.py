@@ -41,6 +41,9 @@ class BuildOptions:
         mode: see Mode.
         allow_pypi: let `%pip install` in the browser fall back to PyPI.
         contents: notebooks and data to ship in the site.
+        precompress: write a gzipped copy beside each site file that shrinks (`name.gz`),
+            for servers that send those as they are (lite-env serve, nginx, Caddy); only
+            `lite-env build` does (the addon's site may still change after it).
     """
 
     bytecode: Bytecode = "imported"
@@ -55,6 +58,7 @@ class BuildOptions:
     mode: Mode = "image"
     allow_pypi: bool = False
     contents: tuple[Path, ...] = ()
+    precompress: bool = True
 
     def override(self, **values: object) -> BuildOptions:
         """These options with the given values in place of theirs; None keeps a value.

@@ -23,6 +23,7 @@ from lite_env.files import read_file_out, read_json, write_atomically
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
+from lite_env.precompress import precompress
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
 from lite_env.site_channel import ChannelSource, add_conda
@@ -79,8 +80,9 @@ def build_site(
             the site gets them and the kernel's, and none from the build machine's Python.
         channel: what the site's channel is made of, when `options.channel_in_site`.
         options: the build's options; the site uses `contents` (files or folders to ship:
-            notebooks, data), `mode` and `allow_pypi` (`%pip install` may fall back to PyPI,
-            a request outside the site).
+            notebooks, data), `mode`, `allow_pypi` (`%pip install` may fall back to PyPI,
+            a request outside the site) and `precompress` (a `.gz` beside each file that
+            shrinks, see lite_env.precompress).
     """
     check_kernel_packages(provides)
     installed = site_extensions(extensions)
@@ -99,6 +101,8 @@ def build_site(
             options=options,
             channel=channel,
         )
+        if options.precompress:
+            precompress(staging / "site")
         _swap_in(staging / "site", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -225,6 +229,23 @@ def kernel_settings(site: Path) -> dict:
         )
     keys = ("jupyter-config-data", "litePluginSettings", KERNEL_PLUGIN)
     return read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)
+
+
+def content_addressed(site: Path) -> frozenset[str]:
+    """The files of a built site that are named by their content (the image's manifest,
+    chunks and snapshot), as paths relative to the site: a server may let browsers keep them.
+
+    Raises LiteEnvError when the folder is not a built site or its manifest is unreadable.
+    """
+    options = kernel_settings(site).get("loadPyodideOptions", {})
+    named = [options.get("liteEnvSnapshotURL")]
+    if options.get("liteEnvManifestURL"):
+        manifest = site / options["liteEnvManifestURL"]
+        chunks = read_json(manifest, what="image manifest", keys=("chunks",))
+        folder = Path(options["liteEnvManifestURL"]).parent
+        named += [options["liteEnvManifestURL"]]
+        named += [(folder / c["file"]).as_posix() for c in chunks if isinstance(c.get("file"), str)]
+    return frozenset(os.path.normpath(url).replace(os.sep, "/") for url in named if url)
 
 
 def _set_kernel_settings(config: Path, settings: dict) -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from rich.filesize import decimal
 from rich.text import Text
@@ -21,8 +21,8 @@ from rich.text import Text
 from lite_env.errors import LiteEnvError
 from lite_env.files import read_json
 from lite_env.pack import TEST_FOLDERS, read_image
-from lite_env.serve import make_server
-from lite_env.site import kernel_settings
+from lite_env.serve import StaticServer, make_server
+from lite_env.site import content_addressed, kernel_settings
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request, Response
@@ -71,7 +71,10 @@ class CheckResult:
         requests: every URL the page, its workers and the service worker requested.
         foreign_requests: the requests that left the site's host (empty for a good site).
         responses: distinct URLs answered over the network (not by the service worker).
-        bytes_received: their bodies' total size (from Content-Length).
+        bytes_received: their bodies' total size as sent (Content-Length: compressed, for a
+            file the server sent precompressed).
+        bytes_decoded: their bodies' total size once decoded (what they would weigh sent
+            as they are).
         console_errors: browser console errors and uncaught exceptions, with their source.
         screenshot: the screenshot file, when one was asked for and could be saved.
     """
@@ -83,6 +86,7 @@ class CheckResult:
     foreign_requests: tuple[str, ...]
     responses: int
     bytes_received: int
+    bytes_decoded: int
     console_errors: tuple[str, ...]
     screenshot: Path | None = None
 
@@ -103,6 +107,7 @@ class CheckResult:
             "modules": {m.name: m.error or "ok" for m in self.modules},
             "foreign_requests": list(self.foreign_requests),
             "bytes_received": self.bytes_received,
+            "bytes_decoded": self.bytes_decoded,
             "requests": len(self.requests),
         }
 
@@ -122,7 +127,8 @@ class CheckResult:
         return [
             f"kernel ready in {self.time_to_idle_s:.1f} s;"
             f" {len(self.modules) - len(self.failed)}/{len(self.modules)} modules import;"
-            f" {decimal(self.bytes_received)} received;"
+            f" {decimal(self.bytes_received)} received"
+            f" ({decimal(self.bytes_decoded)} decoded);"
             f" {len(self.foreign_requests)} requests left the site",
             *(Text.assemble(("outside request:", "red"), " ", u) for u in self.foreign_requests),
         ]
@@ -133,6 +139,7 @@ class Notebook:
     """An open notebook with an idle kernel, and what the browser did so far."""
 
     page: Page
+    site: Path
     time_to_idle_s: float = 0.0
     requests: list[str] = field(default_factory=list)
     responses: dict[str, Response] = field(default_factory=dict)  # by URL
@@ -145,7 +152,24 @@ class Notebook:
         return list(dict.fromkeys(url for url in self.requests if _leaves_host(url)))
 
     def bytes_received(self) -> int:
+        """The bodies' size as sent (compressed where the server sent a precompressed file)."""
         return sum(int(r.headers.get("content-length", 0)) for r in self.responses.values())
+
+    def bytes_decoded(self) -> int:
+        """The bodies' size once decoded: a precompressed file counts as the site's file it
+        stands for."""
+        total = 0
+        for response in self.responses.values():
+            file = self.site / unquote(urlsplit(response.url).path).lstrip("/")
+            if (
+                response.headers.get("content-encoding")
+                and not _leaves_host(response.url)
+                and file.is_file()
+            ):
+                total += file.stat().st_size
+            else:
+                total += int(response.headers.get("content-length", 0))
+        return total
 
 
 def check_site(
@@ -180,25 +204,32 @@ def check_site(
             foreign_requests=tuple(notebook.foreign_requests()),
             responses=len(notebook.responses),
             bytes_received=notebook.bytes_received(),
+            bytes_decoded=notebook.bytes_decoded(),
             console_errors=tuple(notebook.errors),
             screenshot=screenshot,
         )
 
 
 @contextmanager
-def open_notebook(site: Path, *, timeout: float = 180) -> Iterator[Notebook]:
-    """Serve `site`, open a new Pyodide notebook in a fresh headless Chromium, wait for idle."""
+def open_notebook(
+    site: Path, *, timeout: float = 180, server: StaticServer | None = None
+) -> Iterator[Notebook]:
+    """Serve `site`, open a new Pyodide notebook in a fresh headless Chromium, wait for idle.
+
+    `server` serves the site on HOST instead of lite-env's own server (made with make_server,
+    not started: this serves it until the block ends).
+    """
     sync_playwright = _playwright()
     chromium = _chromium()
     if not (site / LAB_PAGE).is_file():
         raise LiteEnvError(f"{site}: not a built site (no {LAB_PAGE})", hint="run `lite-env build`")
-    server = make_server(site, host=HOST, port=0)
+    server = server or make_server(site, host=HOST, port=0, immutable=content_addressed(site))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
             context = _launch(playwright, chromium, profile)
             try:
-                notebook = Notebook(context.pages[0] if context.pages else context.new_page())
+                notebook = Notebook(context.pages[0] if context.pages else context.new_page(), site)
                 _record(context, notebook)
                 url = f"http://{HOST}:{server.server_address[1]}/{LAB_PAGE}"
                 notebook.time_to_idle_s = _start_kernel(notebook, url, timeout)

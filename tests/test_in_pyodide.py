@@ -26,30 +26,53 @@ class _Proxy:
 
 
 class _Bridge:
-    """The loader's `_lite_env_lazy` module: chunks, a synchronous fetch, the writer."""
+    """The loader's `_lite_env_lazy` module: chunks, whether one is written, the shared fetch
+    (a "promise": the chunk's file name), a synchronous fetch, the writer."""
 
     def __init__(self, chunks, served, prefetched=()):
         self.chunks_ = chunks
         self.served = served
         self.prefetched = set(prefetched)
-        self.written = []
+        self.written_ = []
+        self.fetched = []
 
     def chunks(self):
         return _Proxy(self.chunks_)
 
+    def written(self, file):
+        return file in (written for written, _ in self.written_)
+
+    def load(self, file):
+        return file
+
     def fetch(self, url):
+        self.fetched.append(url)
         if url not in self.served:
             raise OSError(f"cannot fetch {url}")
         return _Proxy(self.served[url])
 
     def write(self, file, data):
-        self.written.append((file, data))
+        self.written_.append((file, data))
 
-    def writeFetched(self, file):  # noqa: N802 (the loader's JS name)
-        if file in self.prefetched:
-            self.written.append((file, "prefetched"))
-            return True
-        return False
+
+class _Loop:
+    """Pyodide's run_sync and can_run_sync: waits for the bridge's fetch when `can` is set."""
+
+    def __init__(self, bridge, can=True, failure=None):
+        self.bridge, self.can, self.failure = bridge, can, failure
+
+    def run_sync(self, promise):
+        if self.failure:
+            raise self.failure
+        self.bridge.write(promise, "loaded")
+
+    def can_run_sync(self):
+        return self.can
+
+
+def _finder(bridge, **loop) -> lazy_finder.LiteEnvLazyChunks:
+    waits = _Loop(bridge, **loop)
+    return lazy_finder.LiteEnvLazyChunks(bridge, bytes, waits.run_sync, waits.can_run_sync)
 
 
 def _chunk(data: bytes) -> tuple[bytes, str]:
@@ -57,33 +80,47 @@ def _chunk(data: bytes) -> tuple[bytes, str]:
     return packed, hashlib.sha256(packed).hexdigest()
 
 
-def test_the_finder_writes_a_chunk_on_the_first_import_of_its_module():
-    packed, digest = _chunk(b"files")
-    bridge = _Bridge([["a.gz", "u/a.gz", digest, ["sympy", "isympy"]]], {"u/a.gz": packed})
-    finder = lazy_finder.LiteEnvLazyChunks(bridge, to_js=lambda data: data)
-    assert finder.find_spec("json") is None and bridge.written == []
+def test_the_finder_waits_for_the_loaders_one_fetch_of_a_chunk():
+    bridge = _Bridge([["a.gz", "u/a.gz", "0" * 64, ["sympy", "isympy"]]], {})
+    finder = _finder(bridge)
+    assert finder.find_spec("json") is None and bridge.written_ == []
     assert finder.find_spec("sympy.core") is None  # it writes, then leaves the import to others
-    assert bridge.written == [("a.gz", b"files")]
     finder.find_spec("isympy")  # another module of the same chunk: written once
-    assert bridge.written == [("a.gz", b"files")]
+    assert bridge.written_ == [("a.gz", "loaded")] and bridge.fetched == []
 
 
-def test_a_prefetched_chunk_is_not_fetched_again():
-    bridge = _Bridge([["a.gz", "u/a.gz", "0" * 64, ["sympy"]]], {}, prefetched=["a.gz"])
-    lazy_finder.LiteEnvLazyChunks(bridge, to_js=bytes).find_spec("sympy")
-    assert bridge.written == [("a.gz", "prefetched")]
-
-
-def test_a_corrupt_chunk_fails_the_import_and_a_failed_fetch_is_tried_again():
-    packed, _ = _chunk(b"files")
+def test_a_chunk_written_already_is_not_fetched_again():
     bridge = _Bridge([["a.gz", "u/a.gz", "0" * 64, ["sympy"]]], {})
-    finder = lazy_finder.LiteEnvLazyChunks(bridge, to_js=bytes)
+    bridge.write("a.gz", "prefetched")
+    _finder(bridge).find_spec("sympy")
+    _finder(bridge, can=False).find_spec("sympy")
+    assert bridge.written_ == [("a.gz", "prefetched")] and bridge.fetched == []
+
+
+def test_a_failed_fetch_fails_the_import_with_the_loaders_message_and_is_tried_again():
+    bridge = _Bridge([["a.gz", "u/a.gz", "0" * 64, ["sympy"]]], {})
+    finder = _finder(bridge, failure=RuntimeError("lite-env: chunk a.gz of package s is corrupt"))
+    with pytest.raises(ImportError, match="chunk a.gz of package s is corrupt"):
+        finder.find_spec("sympy")
+    finder.run_sync = _Loop(bridge).run_sync
+    finder.find_spec("sympy")
+    assert bridge.written_ == [("a.gz", "loaded")]
+
+
+def test_where_it_cannot_wait_the_finder_fetches_synchronously_and_checks_the_chunk():
+    packed, digest = _chunk(b"files")
+    bridge = _Bridge(
+        [["a.gz", "u/a.gz", digest, ["sympy"]], ["b.gz", "u/b.gz", "0" * 64, ["b"]]], {}
+    )
+    finder = _finder(bridge, can=False)
     with pytest.raises(OSError):
         finder.find_spec("sympy")
-    bridge.served["u/a.gz"] = packed
-    with pytest.raises(ImportError, match="chunk a.gz is corrupt"):
-        finder.find_spec("sympy")
-    assert bridge.written == []
+    bridge.served |= {"u/a.gz": packed, "u/b.gz": packed}
+    finder.find_spec("sympy")
+    assert bridge.written_ == [("a.gz", b"files")]
+    with pytest.raises(ImportError, match="chunk b.gz is corrupt"):
+        finder.find_spec("b")
+    assert bridge.written_ == [("a.gz", b"files")]
 
 
 def test_the_snapshot_imports_report_each_module(capsys):

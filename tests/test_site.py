@@ -23,16 +23,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, default_environment, cache_dir):
-    """The default environment built into three folders: "again" with the same cache (reused),
-    "second" from the first's lock with an empty cache, so install, bytecode, image and site
-    are all made anew. Returns the first and second sites and the first two summaries."""
+    """The default environment built into three folders: "again" with the same cache (reused)
+    and --no-precompress, "second" from the first's lock with an empty cache, so install,
+    bytecode, image and site are all made anew. Returns the first and second sites and the
+    first two summaries."""
     folder = tmp_path_factory.mktemp("sites")
     summaries = []
-    builds = (("first", cache_dir), ("again", cache_dir), ("second", folder / "empty-cache"))
-    for name, cache in builds:
+    builds = (
+        ("first", cache_dir, []),
+        ("again", cache_dir, ["--no-precompress"]),
+        ("second", folder / "empty-cache", []),
+    )
+    for name, cache, flags in builds:
         env = {**os.environ, "LITE_ENV_CACHE_DIR": str(cache)}
         done = subprocess.run(
-            [sys.executable, "-m", "lite_env", "build", "--json", default_environment]
+            [sys.executable, "-m", "lite_env", "build", "--json", *flags, default_environment]
             + ["-o", folder / name],
             capture_output=True,
             text=True,
@@ -86,8 +91,22 @@ def test_two_builds_of_one_lock_compare_equal_file_by_file(built):
 
     one, other = digests(first), digests(second)
     assert len(one) > 100
+    # the precompressed copies too
+    assert {"static/pyodide/pyodide.asm.wasm.gz", "static/pyodide/pyodide.asm.mjs.gz"} <= set(one)
     assert sorted(set(one) ^ set(other)) == []
     assert [name for name in one if one[name] != other[name]] == []
+
+
+def test_no_precompress_leaves_the_gzip_copies_out(built):
+    first, _, _ = built
+    again = first.with_name("again")
+    # a copy is `name.gz` beside `name` (the image's chunks are gzip files of their own)
+    copies = {p.relative_to(first) for p in first.rglob("*.gz") if p.with_suffix("").exists()}
+    assert len(copies) > 100
+    assert not [p for p in again.rglob("*.gz") if p.with_suffix("").exists()]
+    assert sorted(p.relative_to(again) for p in again.rglob("*")) == sorted(
+        p.relative_to(first) for p in first.rglob("*") if p.relative_to(first) not in copies
+    )
 
 
 def test_the_build_summary_names_the_packages_fetched_on_first_import(built):

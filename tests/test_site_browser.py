@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
 import struct
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,14 @@ import pytest
 from lite_env.errors import LiteEnvError
 from lite_env.kernel import KERNEL_PLUGIN
 from lite_env.pipeline import build
+from lite_env.serve import StaticHandler, make_server
+from lite_env.site import IMAGE_DIR, LOADER_NAME, PYODIDE_DIR, RUNTIME_FILES, kernel_settings
 from lite_env.site_check import (
     CheckResult,
     check_site,
+    import_code,
     open_notebook,
+    parse_imports,
     run_cell,
     site_image,
     top_level_modules,
@@ -95,7 +102,8 @@ def checked(site: Path, modules: list[str]) -> CheckResult:
     )
     print(
         f"kernel idle after {result.time_to_idle_s:.2f} s; {result.responses} responses, "
-        f"{result.bytes_received / 1e6:.1f} MB; console errors: {list(result.console_errors)}"
+        f"{result.bytes_received / 1e6:.1f} MB ({result.bytes_decoded / 1e6:.1f} MB decoded);"
+        f" console errors: {list(result.console_errors)}"
     )
     return result
 
@@ -130,6 +138,13 @@ def test_no_request_leaves_the_site(checked, site):
     assert checked.foreign_requests == ()
 
 
+def test_the_check_reports_the_bytes_received_compressed_and_decoded(checked):
+    # the site is precompressed: the runtime, JupyterLab's bundles and the manifest go as gzip
+    summary = checked.to_json()
+    assert 0 < summary["bytes_received"] < 0.75 * summary["bytes_decoded"]
+    assert "decoded)" in str(checked.lines()[0])
+
+
 def test_a_course_cell_runs(checked):
     assert checked.outputs == (COURSE_OUTPUT,)
 
@@ -162,7 +177,7 @@ def test_a_corrupt_lazy_chunk_fails_its_import_with_the_loaders_message(site, tm
     result = check_site(broken, imports=["tabulate", "attrs"], timeout=120)
     errors = {m.name: m.error for m in result.failed}
     assert list(errors) == ["tabulate"]
-    assert f"lite-env: chunk {chunk.name} is corrupt" in errors["tabulate"]
+    assert f"lite-env: chunk {chunk.name} of package tabulate is corrupt" in errors["tabulate"]
 
 
 def test_packages_the_start_does_not_import_are_fetched_after_it(site):
@@ -238,3 +253,71 @@ def test_a_data_science_cell_shows_a_table_and_an_inline_figure(site):
         # decoded by the browser: axes, labels and orange bars on white, antialiased
         assert image.evaluate(IMAGE_COLOURS) > 20
         assert not notebook.uncaught
+
+
+class _LoggedHandler(StaticHandler):
+    """Logs every request's path; answers chunks after a delay, so that the background
+    prefetch is still fetching lazy chunks while a cell imports them; forbids caching, so that
+    every request the page and its workers make reaches the server (the browser's cache would
+    hide a second fetch of a file)."""
+
+    served: list[str]
+    delay_s = 0.3
+
+    def do_GET(self) -> None:
+        self.served.append(self.path)
+        if self.path.endswith(".gz"):
+            time.sleep(self.delay_s)
+        super().do_GET()
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+def test_a_cold_load_fetches_each_runtime_file_and_chunk_once(site):
+    image_folder, manifest = site_image(site)
+    chunks = json.loads((image_folder / manifest).read_text())["chunks"]
+    lazy_modules = sorted({module for chunk in chunks for module in chunk["lazy"]})
+    served: list[str] = []
+    handler = type("Handler", (_LoggedHandler,), {"served": served})
+    server = make_server(site, port=0, handler=handler)
+    with open_notebook(site, server=server) as notebook:
+        # right after idle, while the prefetch fetches one lazy chunk after another (each
+        # answered 0.3 s late), the cell imports every lazy package: it waits for the chunk in
+        # flight and starts the fetch of those the prefetch has not reached
+        cell = "from pyodide.ffi import can_run_sync\nprint(can_run_sync())\n"
+        output = run_cell(notebook.page, cell + import_code(lazy_modules), timeout=120)
+        assert output.startswith("True\n")  # the import waits for promises (JSPI)
+        assert {m.name: m.error for m in parse_imports(output, lazy_modules) if not m.ok} == {}
+        options = kernel_settings(site)["loadPyodideOptions"]
+        runtime = [name for name in RUNTIME_FILES if name != "pyodide-lock.json"] + [LOADER_NAME]
+        files = [f"/{(PYODIDE_DIR / name).as_posix()}" for name in runtime]
+        files += [options["lockFileURL"].removeprefix("."), f"/{(IMAGE_DIR / manifest).as_posix()}"]
+        files += [f"/{(IMAGE_DIR / chunk['file']).as_posix()}" for chunk in chunks]
+        for _ in range(100):  # the prefetch goes on after the cell: wait for its end
+            if set(files) <= set(served):
+                break
+            notebook.page.wait_for_timeout(100)
+        notebook.page.wait_for_timeout(1000)  # and for a second fetch, if one were coming
+    counts = Counter(served)
+    assert {file: counts[file] for file in files} == dict.fromkeys(files, 1)
+
+
+#: In the page: fetch a file, return its Content-Encoding and the sha256 of the decoded body.
+FETCH_DIGEST = """async (url) => {
+    const response = await fetch(url, {cache: "no-store"});
+    const digest = await crypto.subtle.digest("SHA-256", await response.arrayBuffer());
+    const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0"));
+    return [response.headers.get("content-encoding"), hex.join("")];
+}"""
+
+
+def test_chromium_decodes_the_precompressed_files_to_the_originals(site):
+    with open_notebook(site) as notebook:
+        for name in ("pyodide.asm.wasm", "pyodide.asm.mjs", LOADER_NAME):
+            path = site / PYODIDE_DIR / name
+            assert path.with_name(name + ".gz").is_file()
+            url = f"/{(PYODIDE_DIR / name).as_posix()}"
+            encoding, digest = notebook.page.evaluate(FETCH_DIGEST, url)
+            assert (encoding, digest) == ("gzip", hashlib.sha256(path.read_bytes()).hexdigest())

@@ -2,7 +2,8 @@
 
 It runs in the browser's worker: lite_env.site puts it into lite-env.mjs, which runs `main`
 once the image's eager chunks are written. `_lite_env_lazy` is the loader's bridge (the
-chunks, a synchronous fetch, and the writer of a chunk's files).
+chunks, whether one is written, the one shared fetch of a chunk, a synchronous fetch, and the
+writer of a chunk's files).
 """
 
 import hashlib
@@ -14,11 +15,16 @@ from importlib.abc import MetaPathFinder
 
 class LiteEnvLazyChunks(MetaPathFinder):
     """Writes a lite-env image chunk on the first import of one of its top-level modules
-    (lite-env's loader installed this; the chunks' dist-info was written at start)."""
+    (lite-env's loader installed this; the chunks' dist-info was written at start).
 
-    def __init__(self, bridge, to_js):
+    Where the import can wait for a promise (JSPI: `can_run_sync()`), it waits for the
+    loader's one fetch of the chunk, which the background prefetch may have started already:
+    each chunk is fetched once. Elsewhere it fetches the chunk with a synchronous request.
+    """
+
+    def __init__(self, bridge, to_js, run_sync, can_run_sync):
         self.bridge, self.to_js = bridge, to_js
-        self.written = set()
+        self.run_sync, self.can_run_sync = run_sync, can_run_sync
         self.pending = {}
         for file, url, sha256, modules in bridge.chunks().to_py():
             for module in modules:
@@ -33,23 +39,28 @@ class LiteEnvLazyChunks(MetaPathFinder):
         if not chunks:
             return
         for file, url, sha256 in chunks:
-            if file in self.written or self.bridge.writeFetched(file):
-                self.written.add(file)
+            if self.bridge.written(file):
                 continue
-            data = self.bridge.fetch(url).to_bytes()
-            if hashlib.sha256(data).hexdigest() != sha256:
-                raise ImportError(
-                    f"lite-env: chunk {file} is corrupt; rebuild or redeploy the site"
-                )
-            self.bridge.write(file, self.to_js(zlib.decompress(data, 31)))
-            self.written.add(file)
+            if self.can_run_sync():
+                try:
+                    self.run_sync(self.bridge.load(file))
+                except Exception as error:  # the loader's message names the chunk
+                    raise ImportError(str(error)) from None
+            else:
+                self._fetch(file, url, sha256)
         del self.pending[key]  # only now: a failed fetch is tried again by the next import
         importlib.invalidate_caches()
+
+    def _fetch(self, file, url, sha256):
+        data = self.bridge.fetch(url).to_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise ImportError(f"lite-env: chunk {file} is corrupt; rebuild or redeploy the site")
+        self.bridge.write(file, self.to_js(zlib.decompress(data, 31)))
 
 
 def main():
     """Put the finder at the head of sys.meta_path."""
     import _lite_env_lazy
-    from pyodide.ffi import to_js
+    from pyodide.ffi import can_run_sync, run_sync, to_js
 
-    sys.meta_path.insert(0, LiteEnvLazyChunks(_lite_env_lazy, to_js))
+    sys.meta_path.insert(0, LiteEnvLazyChunks(_lite_env_lazy, to_js, run_sync, can_run_sync))
