@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 #: Content codings a server may send precompressed, in its order of preference, with the
@@ -20,9 +21,10 @@ MIN_SIZE = 1024
 MAX_RATIO = 0.9
 
 
-def precompress(folder: Path) -> list[Path]:
+def precompress(folder: Path, *, leave_out: Collection[Path] = ()) -> list[Path]:
     """Write `name.gz` beside every file under `folder` that is worth it (see SUFFIXES,
-    MIN_SIZE, MAX_RATIO); return the copies written, sorted.
+    MIN_SIZE, MAX_RATIO), except under the `leave_out` folders (relative to `folder`);
+    return the copies written, sorted.
 
     The copies are reproducible: gzip level 9, no file name, modification time 0 in the
     gzip header; the file's own modification time on disk (a server's Last-Modified).
@@ -30,6 +32,8 @@ def precompress(folder: Path) -> list[Path]:
     written = []
     for path in sorted(folder.rglob("*")):
         if path.suffix not in SUFFIXES or path.is_symlink() or not path.is_file():
+            continue
+        if any(path.relative_to(folder).is_relative_to(skipped) for skipped in leave_out):
             continue
         data = path.read_bytes()
         if len(data) < MIN_SIZE:

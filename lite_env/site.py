@@ -26,7 +26,7 @@ from lite_env.pack import Image
 from lite_env.precompress import precompress
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
-from lite_env.site_channel import ChannelSource, add_conda
+from lite_env.site_channel import CHANNEL_DIR, ChannelSource, add_conda
 from lite_env.snapshot import Snapshot
 
 #: The runtime files a browser loads, from the `python` package's share/pyodide/.
@@ -102,7 +102,9 @@ def build_site(
             channel=channel,
         )
         if options.precompress:
-            precompress(staging / "site")
+            # mambajs 0.21.6 panics ("time not implemented on this platform") on a repodata.json
+            # sent with Content-Encoding: the channel's files are served as they are
+            precompress(staging / "site", leave_out=(CHANNEL_DIR,))
         _swap_in(staging / "site", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

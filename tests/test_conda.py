@@ -74,6 +74,9 @@ def test_the_site_carries_the_channel_the_solver_and_the_installed_set(built, de
     assert b'Promise.resolve(new Response("{}"))' in solver
     settings = json.loads((site / "jupyter-lite.json").read_text())
     assert "liteEnvChannelURL" in json.dumps(settings)
+    # the solver panics on a repodata.json sent with Content-Encoding: no gzip copy to send
+    assert (site / "static/pyodide/mambajs.mjs.gz").is_file()
+    assert not list((site / "channel").rglob("*.gz"))
 
 
 def test_the_sites_channel_is_byte_reproducible(built, default_channel, tmp_path):
