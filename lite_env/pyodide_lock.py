@@ -60,7 +60,9 @@ def write_pyodide_lock(
         if libraries:
             name = f"{key}-libs"
             archive = _zip(out_dir, name, chunk.version, blob, libraries, strip=1)
-            packages[name] = _entry(chunk, archive.name, sha256(archive), [], "dynlib", name)
+            # a library links its dependencies' libraries (libfreetype.so needs libpng16.so)
+            needed = [f"{d}-libs" for d in entry_depends]
+            packages[name] = _entry(chunk, archive.name, sha256(archive), needed, "dynlib", name)
             packages[name]["package_type"] = "shared_library"
             entry_depends.append(name)
         site_files = [f for f in chunk.files if _in_site_packages(f.path)]

@@ -203,12 +203,14 @@ def test_lock_mode_needs_no_loader(tmp_path, default_environment, cache_dir):
     options["lockFileURL"] = str(site / options["lockFileURL"])  # node reads files
     done = run_python_with_loader(
         site / "static" / "pyodide",
-        "import IPython, sympy, yaml\nprint(sympy.Integer(3) ** 4, yaml.__with_libyaml__)",
+        "import IPython, sympy, yaml, matplotlib.ft2font as ft\n"
+        "print(sympy.Integer(3) ** 4, yaml.__with_libyaml__, ft.__freetype_version__)",
         options,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "81 True"  # libyaml-libs loaded too
+    # libyaml-libs loaded too; and libpng-libs, which freetype-libs links
+    assert done.stdout.strip().splitlines()[-1] == "81 True 2.14.3"
     # `lite-env check` imports the lock's modules in the kernel in Chromium
     os.remove(site / "static" / "pyodide" / LOADER_NAME)
     done = subprocess.run(
