@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -239,6 +240,30 @@ def packed_image(channel: Path, packages: tuple[str, ...], folder: Path, cache_d
     prefix = install_prefix(records, folder / "prefix", cache_dir=cache_dir)
     image = pack(prefix, folder / "image", rules=PackRules(keep=(f"{SUITES}/**",)))
     return runtime_folder(prefix, folder / "runtime"), image, {r.name.normalized for r in records}
+
+
+def recipe_channel(folder: Path, recipes: tuple[str, ...], cache_dir: Path) -> Path:
+    """The named recipes of recipes/ (`pypi.yaml` among them, if named) built into
+    folder/channel, with pytest's wheel (built packages come from the cache when unchanged)."""
+    recipes_dir = folder / "recipes"
+    recipes_dir.mkdir()
+    for name in recipes:
+        (recipes_dir / name).symlink_to(RECIPES / name)
+    started = time.monotonic()
+    channel = build_channel(recipes_dir, folder / "channel", cache_dir=cache_dir).channel
+    print(f"{folder.name} channel built in {time.monotonic() - started:.1f} s")
+    convert_pinned_wheels(
+        resolve(["pytest==9.2.0"], cache_dir=cache_dir), channel, cache_dir=cache_dir
+    )
+    return channel
+
+
+def run_json(image, code: str) -> dict:
+    """Run code in Pyodide; it prints one line `JSON {...}`, returned as a dict."""
+    done = run_in_pyodide(image, code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("JSON ")]
+    return json.loads(line.removeprefix("JSON "))
 
 
 def run_in_pyodide(image, code: str, *, timeout: float = 600):

@@ -13,12 +13,12 @@ from test_compiled import (
     SITE,
     SUITES,
     packed_image,
+    recipe_channel,
     run_in_pyodide,
     suite_result,
     upstream_suites,
 )
 
-from lite_env.channel.build import build_channel, convert_pinned_wheels
 from lite_env.channel.cxx_check import (
     ROUND_TRIP,
     RUNTIME_LAYOUT,
@@ -28,7 +28,6 @@ from lite_env.channel.cxx_check import (
 )
 from lite_env.channel.index import index_channel
 from lite_env.channel.libcxx import tree_sha256
-from lite_env.channel.pypi import resolve
 from lite_env.channel.toolchain import CFLAGS, LDFLAGS, RUNTIME_FILE, ensure_toolchain
 from lite_env.errors import LiteEnvError
 
@@ -133,16 +132,7 @@ def test_the_check_catches_libcxx_18_headers(toolchain, cache_dir, tmp_path):
 def kiwisolver_channel(tmp_path_factory, cache_dir, toolchain):
     """The runtime and kiwisolver in a channel, with pytest and kiwisolver's own tests."""
     folder = tmp_path_factory.mktemp("cxx")
-    recipes = folder / "recipes"
-    recipes.mkdir()
-    for name in ("pyodide-python", "kiwisolver"):
-        (recipes / name).symlink_to(REPOSITORY / "recipes" / name)
-    started = time.monotonic()
-    channel = build_channel(recipes, folder / "channel", cache_dir=cache_dir).channel
-    print(f"kiwisolver channel built in {time.monotonic() - started:.1f} s")
-    convert_pinned_wheels(
-        resolve(["pytest==9.2.0"], cache_dir=cache_dir), channel, cache_dir=cache_dir
-    )
+    channel = recipe_channel(folder, ("pyodide-python", "kiwisolver"), cache_dir)
     files = upstream_suites(cache_dir, {"kiwisolver": ("py/tests/",)})
     conda_package(channel, "kiwisolver-suite", "1.0", files=files)
     index_channel(channel)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,14 @@ from test_compiled import (
     SITE,
     SUITES,
     packed_image,
+    recipe_channel,
     run_in_pyodide,
+    run_json,
     suite_result,
     upstream_suites,
 )
 
-from lite_env.channel.build import build_channel, convert_pinned_wheels
 from lite_env.channel.index import index_channel
-from lite_env.channel.pypi import resolve
 from lite_env.channel.recipes import PypiSource, recipe_sources
 from lite_env.channel.toolchain import CFLAGS, LDFLAGS, ensure_toolchain
 from lite_env.install import install_prefix
@@ -191,16 +190,7 @@ def imaging_channel(tmp_path_factory, cache_dir, toolchain):
     """The runtime, the libraries and pillow in a channel, with pytest, pillow's own tests and
     the probes compiled against the installed libraries."""
     folder = tmp_path_factory.mktemp("imaging")
-    recipes = folder / "recipes"
-    recipes.mkdir()
-    for name in ("pyodide-python", *LIBRARIES, "pillow"):
-        (recipes / name).symlink_to(REPOSITORY / "recipes" / name)
-    started = time.monotonic()
-    channel = build_channel(recipes, folder / "channel", cache_dir=cache_dir).channel
-    print(f"imaging channel built in {time.monotonic() - started:.1f} s")
-    convert_pinned_wheels(
-        resolve(["pytest==9.2.0"], cache_dir=cache_dir), channel, cache_dir=cache_dir
-    )
+    channel = recipe_channel(folder, ("pyodide-python", *LIBRARIES, "pillow"), cache_dir)
     (folder / "environment.yml").write_text(
         f"channels: [{channel}]\ndependencies: [python 3.14.*, {', '.join(LIBRARIES)}]\n"
     )
@@ -235,14 +225,6 @@ def imaging_image(imaging_channel, tmp_path_factory, cache_dir):
     folder = tmp_path_factory.mktemp("imaging-image")
     packages = (*LIBRARIES, "pillow", "pytest", "imaging-suites")
     return packed_image(imaging_channel, packages, folder, cache_dir)
-
-
-def run_json(image, code: str) -> dict:
-    """Run code in Pyodide; it prints one line `JSON {...}`, returned as a dict."""
-    done = run_in_pyodide(image, code)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("JSON ")]
-    return json.loads(line.removeprefix("JSON "))
 
 
 @pytest.mark.slow

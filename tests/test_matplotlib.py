@@ -5,24 +5,23 @@ ones: pinned wheels), used and tested in Pyodide under node through an image."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from conftest import REPOSITORY, conda_package
+from conftest import conda_package
 from test_compiled import (
     PYTEST_DRIVER,
     SITE,
     SUITES,
     packed_image,
+    recipe_channel,
     run_in_pyodide,
+    run_json,
     suite_result,
     upstream_suites,
 )
 from test_scientific import SUITE_TIMEOUT, counts
 
-from lite_env.channel.build import build_channel, convert_pinned_wheels
 from lite_env.channel.index import index_channel
-from lite_env.channel.pypi import resolve
 from lite_env.channel.toolchain import ensure_toolchain
 
 RECIPES = (
@@ -119,16 +118,7 @@ def matplotlib_channel(tmp_path_factory, cache_dir, toolchain):
     """The recipes matplotlib needs and the pinned wheels (contourpy's PEP 783 wheel, fonttools,
     cycler, pyparsing, ipython, matplotlib-inline...), pytest and matplotlib's own tests."""
     folder = tmp_path_factory.mktemp("matplotlib")
-    recipes = folder / "recipes"
-    recipes.mkdir()
-    for name in (*RECIPES, "pypi.yaml"):
-        (recipes / name).symlink_to(REPOSITORY / "recipes" / name)
-    started = time.monotonic()
-    channel = build_channel(recipes, folder / "channel", cache_dir=cache_dir).channel
-    print(f"matplotlib channel built in {time.monotonic() - started:.1f} s")
-    convert_pinned_wheels(
-        resolve(["pytest==9.2.0"], cache_dir=cache_dir), channel, cache_dir=cache_dir
-    )
+    channel = recipe_channel(folder, (*RECIPES, "pypi.yaml"), cache_dir)
     files = upstream_suites(cache_dir, {"matplotlib": ("lib/matplotlib/tests/",)})
     conda_package(channel, "matplotlib-suite", "1.0", files=files)
     index_channel(channel)
@@ -140,14 +130,6 @@ def matplotlib_image(matplotlib_channel, tmp_path_factory, cache_dir):
     folder = tmp_path_factory.mktemp("matplotlib-image")
     packages = ("matplotlib", "matplotlib-inline", "ipython", "pytest", "matplotlib-suite")
     return packed_image(matplotlib_channel, packages, folder, cache_dir)
-
-
-def run_json(image, code: str) -> dict:
-    """Run code in Pyodide; it prints one line `JSON {...}`, returned as a dict."""
-    done = run_in_pyodide(image, code)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [line] = [line for line in done.stdout.splitlines() if line.startswith("JSON ")]
-    return json.loads(line.removeprefix("JSON "))
 
 
 @pytest.mark.slow
