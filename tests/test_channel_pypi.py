@@ -272,7 +272,11 @@ def test_serving_the_channel_gives_the_same_solution_as_the_folder(
         served = lite_env("solve", "--json", project / "environment.yml")
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # once seen under a loaded CI run: not this test's subject
+            server.kill()
+            server.wait()
     assert folder.code == served.code == 0, served.stderr
 
     def essentials(output: str) -> list[tuple]:

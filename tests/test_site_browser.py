@@ -140,8 +140,9 @@ def test_no_request_leaves_the_site(checked, site):
 
 def test_the_check_reports_the_bytes_received_compressed_and_decoded(checked):
     # the site is precompressed: the runtime, JupyterLab's bundles and the manifest go as gzip
+    # (about 13 MB less for the default site; the image's chunks are gzip already)
     summary = checked.to_json()
-    assert 0 < summary["bytes_received"] < 0.75 * summary["bytes_decoded"]
+    assert 0 < summary["bytes_received"] < summary["bytes_decoded"] - 8_000_000
     assert "decoded)" in str(checked.lines()[0])
 
 

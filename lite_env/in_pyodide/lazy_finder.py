@@ -19,13 +19,18 @@ class LiteEnvLazyChunks(MetaPathFinder):
 
     Where the import can wait for a promise (JSPI: `can_run_sync()`), it waits for the
     loader's one fetch of the chunk, which the background prefetch may have started already:
-    each chunk is fetched once. Elsewhere it fetches the chunk with a synchronous request.
+    each chunk is fetched once. Elsewhere (and once waiting failed) it fetches the chunk with a
+    synchronous request.
     """
+
+    #: Pyodide's error when the runtime cannot wait for a promise after all (JSPI).
+    STACK_SWITCHING = "stack switching not supported"
 
     def __init__(self, bridge, to_js, run_sync, can_run_sync):
         self.bridge, self.to_js = bridge, to_js
         self.run_sync, self.can_run_sync = run_sync, can_run_sync
         self.pending = {}
+        self.waits = True
         for file, url, sha256, modules in bridge.chunks().to_py():
             for module in modules:
                 self.pending.setdefault(module, []).append((file, url, sha256))
@@ -41,15 +46,22 @@ class LiteEnvLazyChunks(MetaPathFinder):
         for file, url, sha256 in chunks:
             if self.bridge.written(file):
                 continue
-            if self.can_run_sync():
-                try:
-                    self.run_sync(self.bridge.load(file))
-                except Exception as error:  # the loader's message names the chunk
-                    raise ImportError(str(error)) from None
-            else:
+            if not (self.waits and self.can_run_sync() and self._wait(file)):
                 self._fetch(file, url, sha256)
         del self.pending[key]  # only now: a failed fetch is tried again by the next import
         importlib.invalidate_caches()
+
+    def _wait(self, file):
+        """Wait for the loader's one fetch of the chunk; False where the runtime cannot switch
+        stacks after all (a runtime restored from a memory snapshot says it can, then fails)."""
+        try:
+            self.run_sync(self.bridge.load(file))
+        except Exception as error:
+            if self.STACK_SWITCHING not in str(error):
+                raise ImportError(str(error)) from None  # the loader's message names the chunk
+            self.waits = False
+            return False
+        return True
 
     def _fetch(self, file, url, sha256):
         data = self.bridge.fetch(url).to_bytes()
