@@ -274,7 +274,7 @@ def test_serving_the_channel_gives_the_same_solution_as_the_folder(
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # once seen under a loaded CI run: not this test's subject
+        except subprocess.TimeoutExpired:  # seen once in a loaded CI run; not what is tested
             server.kill()
             server.wait()
     assert folder.code == served.code == 0, served.stderr
