@@ -1,7 +1,8 @@
 """A jupyterlite-core addon: `jupyter lite build` beside an environment.yml ships that environment.
 
-Options go in jupyter_lite_config.json under "LiteEnvAddon" (environment_file, environment, locked,
-bytecode, allow_pypi, snapshot), or on the command line as `--LiteEnvAddon.locked=True`.
+Options go in jupyter_lite_config.json under "LiteEnvAddon" (environment_file, or
+environment_files for a site with a kernel per environment; environment, locked, bytecode,
+allow_pypi, snapshot), or on the command line as `--LiteEnvAddon.locked=True`.
 
 In the build phase the addon prepares the image and copies the environment's JupyterLab
 extensions into the site's `extensions/`, where jupyterlite-core's federated extensions addon
@@ -16,15 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyterlite_core.addons.base import BaseAddon
-from traitlets import Bool, Unicode
+from traitlets import Bool, List, Unicode
 
 from lite_env.cache import cache_dir
 from lite_env.errors import LiteEnvError
-from lite_env.extensions import copy_extension
-from lite_env.kernel import KERNEL_EXTENSION
-from lite_env.pipeline import prepare_image
-from lite_env.site import add_environment
-from lite_env.site_channel import channel_source
+from lite_env.extensions import copy_extension, site_extensions
+from lite_env.pipeline import prepare_image, site_environments
+from lite_env.site import add_environments
 from lite_env.spec import read_spec
 
 
@@ -38,6 +37,11 @@ class LiteEnvAddon(BaseAddon):
         help="the environment file (environment.yml, pixi.toml, pyproject.toml or"
         " requirements.txt), relative to the lite dir",
     ).tag(config=True)
+    environment_files = List(
+        Unicode(),
+        help="several environment files: a kernel each, the first the default one (default:"
+        " environment_file alone)",
+    ).tag(config=True)
     environment = Unicode(
         None, allow_none=True, help="the environment of a pixi workspace (default: default)"
     ).tag(config=True)
@@ -49,78 +53,81 @@ class LiteEnvAddon(BaseAddon):
     snapshot = Bool(False, help="ship a memory snapshot for a faster kernel start").tag(config=True)
 
     @property
-    def environment_path(self) -> Path:
-        return Path(self.manager.lite_dir) / self.environment_file
+    def environment_paths(self) -> list[Path]:
+        files = self.environment_files or [self.environment_file]
+        return [Path(self.manager.lite_dir) / name for name in files]
 
     def build(self, manager):
-        """Prepare the image and put the environment's JupyterLab extensions into the site."""
-        if not self.environment_path.exists():
+        """Prepare the images and put the environments' JupyterLab extensions into the site."""
+        if not self._present():
             return
         yield self.task(
             name="environment",
-            doc=f"prepare {self.environment_file} and its JupyterLab extensions",
+            doc="prepare the environments and their JupyterLab extensions",
             actions=[self.prepare_environment],
         )
 
     def post_build(self, manager):
-        """Add the environment's image, the runtime and the loader to the built site."""
-        if not self.environment_path.exists():
-            self.log.info(f"[lite-env] no {self.environment_file}: nothing to add")
+        """Add the environments' images, the runtime and the loader to the built site."""
+        if not self._present():
+            self.log.info("[lite-env] no environment file: nothing to add")
             return
         yield self.task(
             name="environment",
-            doc=f"ship {self.environment_file} in the Pyodide kernel",
+            doc="ship the environments in the Pyodide kernel",
             actions=[self.add_environment],
         )
+
+    def _present(self) -> bool:
+        return all(path.exists() for path in self.environment_paths)
 
     def prepare_environment(self) -> bool:
         """The build task's action: False (a failed task, the reason logged) on a user error."""
         try:
-            spec = read_spec(self.environment_path, self.environment)
-            self._options = spec.options.override(
-                locked=self.locked,
-                bytecode=self.bytecode,
-                snapshot=self.snapshot,
-                allow_pypi=self.allow_pypi,
-            )
-            self._spec = spec
-            self._prepared = prepare_image(
-                spec,
-                self._options,
-                cache_dir=cache_dir(),
-                report=lambda message: self.log.info(f"[lite-env] {message}"),
-            )
-            site_extensions = Path(self.manager.output_dir) / "extensions"
-            for extension in self._prepared.extensions:
-                if extension.name != KERNEL_EXTENSION:
-                    copy_extension(extension, site_extensions)
-                    self.log.info(f"[lite-env] extension {extension.name} ({extension.package})")
+            self._environments = []
+            for path in self.environment_paths:
+                spec = read_spec(path, self.environment)
+                options = spec.options.override(
+                    locked=self.locked,
+                    bytecode=self.bytecode,
+                    snapshot=self.snapshot,
+                    allow_pypi=self.allow_pypi,
+                )
+                self._environments.append((spec, options))
+            self._prepared = [
+                prepare_image(
+                    spec,
+                    options,
+                    cache_dir=cache_dir(),
+                    report=lambda message: self.log.info(f"[lite-env] {message}"),
+                )
+                for spec, options in self._environments
+            ]
+            extensions = [e for prepared in self._prepared for e in prepared.extensions]
+            site_extensions_dir = Path(self.manager.output_dir) / "extensions"
+            several = len(self._prepared) > 1
+            # the kernel's own extension comes with jupyterlite-pyodide-kernel's addon
+            for extension in site_extensions(extensions, several=several)[1:]:
+                copy_extension(extension, site_extensions_dir)
+                self.log.info(f"[lite-env] extension {extension.name} ({extension.package})")
         except LiteEnvError as error:
             return self._failed(error)
         return True
 
     def add_environment(self) -> bool:
-        """The post_build task's action: False when the build task did not prepare the image."""
+        """The post_build task's action: False when the build task did not prepare the images."""
         prepared = getattr(self, "_prepared", None)
         if prepared is None:
             self.log.error("[lite-env] the environment was not prepared (see the build phase)")
             return False
         try:
-            add_environment(
-                Path(self.manager.output_dir),
-                prepared.image,
-                prepared.runtime_dir,
-                provides=prepared.provides,
-                depends=prepared.depends,
-                snapshot=prepared.snapshot,
-                options=self._options,
-                channel=channel_source(self._spec, prepared.lock.records)
-                if self._options.channel_in_site
-                else None,
+            add_environments(
+                Path(self.manager.output_dir), site_environments(self._environments, prepared)
             )
         except LiteEnvError as error:
             return self._failed(error)
-        self.log.info(f"[lite-env] added {len(prepared.lock.records)} packages")
+        for prepared_image in prepared:
+            self.log.info(f"[lite-env] added {len(prepared_image.lock.records)} packages")
         return True
 
     def _failed(self, error: LiteEnvError) -> bool:

@@ -30,11 +30,11 @@ from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
 from lite_env.options import BYTECODE_MODES, MODES, BuildOptions
 from lite_env.pack import pack
-from lite_env.pipeline import build
+from lite_env.pipeline import build_environments
 from lite_env.progress import install_progress, labelled, stderr
 from lite_env.serve import make_server
 from lite_env.site import content_addressed
-from lite_env.site_check import check_site, site_modules
+from lite_env.site_check import check_site, kernel_titles, site_modules
 from lite_env.solve import record_json, solve
 from lite_env.spec import EnvSpec, read_spec
 from lite_env.verify import verify_channel
@@ -155,6 +155,16 @@ ENVIRONMENT = arg(
     help="the environment: conda's environment.yml, a pixi workspace (pixi.toml,"
     f" pyproject.toml) or pip requirements (requirements.txt) (default: {DEFAULT_ENVIRONMENT})",
 )
+ENVIRONMENTS = arg(
+    "environments",
+    nargs="*",
+    type=Path,
+    metavar="environment",
+    default=[Path(DEFAULT_ENVIRONMENT)],
+    help="the environments: conda's environment.yml, a pixi workspace (pixi.toml,"
+    " pyproject.toml) or pip requirements (requirements.txt); several give a site with a"
+    f" kernel each, the first the default one (default: {DEFAULT_ENVIRONMENT})",
+)
 PIXI_ENVIRONMENT = arg(
     "-e",
     "--environment",
@@ -183,8 +193,8 @@ def _group(args: argparse.Namespace) -> None:
     """Stands for a group of commands (never run: argparse asks for a command)."""
 
 
-def _spec(args: argparse.Namespace) -> EnvSpec:
-    spec = read_spec(args.environment, args.pixi_environment)
+def _spec(args: argparse.Namespace, path: Path | None = None) -> EnvSpec:
+    spec = read_spec(path or args.environment, args.pixi_environment)
     for warning in spec.warnings:
         stderr.print(labelled("warning:", "yellow", str(warning)))
     return spec
@@ -281,7 +291,7 @@ def cmd_install(args: argparse.Namespace) -> None:
 @command(
     "build",
     "build a JupyterLite site whose Pyodide kernel starts with the environment",
-    ENVIRONMENT,
+    ENVIRONMENTS,
     PIXI_ENVIRONMENT,
     CACHE_DIR,
     arg(
@@ -343,16 +353,16 @@ def cmd_install(args: argparse.Namespace) -> None:
     arg("--json", action="store_true", help="print a summary as JSON"),
     description="Lock (or read the lock with --locked), fetch and install the environment,"
     " precompile its bytecode with Pyodide, pack it into an image and emit a JupyterLite site"
-    " that starts offline with every package preinstalled. The output folder is replaced only"
-    " when the build succeeds.",
+    " that starts offline with every package preinstalled. Several environment files give one"
+    " site with a kernel each (`lite-env build course.yml ml.yml`): chunks they share are"
+    " stored once. The output folder is replaced only when the build succeeds.",
 )
 def cmd_build(args: argparse.Namespace) -> None:
-    spec = _spec(args)
+    specs = [_spec(args, path) for path in args.environments]
     with stderr.status("building") as status:
-        result = build(
-            spec,
+        result = build_environments(
+            [(spec, _build_options(spec, args)) for spec in specs],
             args.output,
-            _build_options(spec, args),
             cache_dir=cache_dir(args.cache_dir),
             report=lambda message: status.update(message),
         )
@@ -446,23 +456,38 @@ def cmd_serve(args: argparse.Namespace) -> None:
     arg("--screenshot", type=Path, help="save a screenshot of the page"),
     JSON,
     description="Serve the site on 127.0.0.1, open it in headless Chromium, start the Pyodide"
-    " kernel, import every top-level module of the environment and report pass/fail per"
-    " module, the time to kernel ready, and any request that left the site. Needs"
-    " /usr/bin/chromium.",
+    " kernel (each kernel, in a site of several environments), import every top-level module"
+    " of its environment and report pass/fail per module, the time to kernel ready, and any"
+    " request that left the site. Needs /usr/bin/chromium.",
 )
 def cmd_check(args: argparse.Namespace) -> None:
-    modules = site_modules(args.site)
-    with stderr.status(f"starting the kernel and importing {len(modules)} modules"):
-        result = check_site(
-            args.site, imports=modules, timeout=args.timeout, screenshot=args.screenshot
-        )
+    titles = kernel_titles(args.site)
+    results = {}
+    for kernel, title in titles.items():
+        modules = site_modules(args.site, kernel)
+        where = f" of {title}" if len(titles) > 1 else ""
+        with stderr.status(f"starting the kernel{where} and importing {len(modules)} modules"):
+            results[kernel] = check_site(
+                args.site,
+                imports=modules,
+                kernel=title,
+                timeout=args.timeout,
+                screenshot=args.screenshot,
+            )
     if args.json:
-        _print_json(result.to_json())
+        if len(results) == 1:
+            _print_json(next(iter(results.values())).to_json())
+        else:
+            ok = all(result.ok for result in results.values())
+            _print_json({"ok": ok, "kernels": {k: r.to_json() for k, r in results.items()}})
     else:
-        _print_table(("module", "import"), result.rows())
-        for line in result.lines():
-            stderr.print(line)
-    if not result.ok:
+        for kernel, result in results.items():
+            if len(results) > 1:
+                stderr.print(f"kernel {kernel} ({titles[kernel]})", markup=False)
+            _print_table(("module", "import"), result.rows())
+            for line in result.lines():
+                stderr.print(line)
+    if not all(result.ok for result in results.values()):
         raise LiteEnvError(f"{args.site}: the check failed")
 
 

@@ -13,7 +13,7 @@
 const PYTHON = "@python@";
 const PLATFORM = "emscripten-wasm32";
 
-export function setup(pyodide, channelURL) {
+export function setup(pyodide, channelURL, installed = "installed.json") {
   // without its trailing slash, as mambajs names channels
   const channel = new URL(channelURL, import.meta.url).href.replace(/\/+$/, "");
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
@@ -26,6 +26,7 @@ export function setup(pyodide, channelURL) {
     solve: async (specs, installed) =>
       JSON.stringify(await solve(channel, JSON.parse(specs), JSON.parse(installed))),
     fetchBytes: async (path) => fetchBytes(`${channel}/${path}`),
+    installed,
   });
   pyodide.runPython("import _lite_env_conda; _lite_env_conda.hook()");
 }

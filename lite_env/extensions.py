@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from lite_env import __version__
 from lite_env.errors import LiteEnvError
 from lite_env.files import copy_folder_out, prefix_file
 from lite_env.kernel import KERNEL_DISTRIBUTION, KERNEL_EXTENSION
@@ -110,14 +111,36 @@ def kernel_extension() -> LabExtension:
     )
 
 
-def site_extensions(environment: Sequence[LabExtension]) -> tuple[LabExtension, ...]:
-    """What a site installs: the kernel's extension, then the environment's.
+def site_extensions(
+    environment: Sequence[LabExtension], *, several: bool = False
+) -> tuple[LabExtension, ...]:
+    """What a site installs: the kernel's extension (and lite-env's kernels extension for a
+    site of `several` environments), then the environments' (the first of a name wins).
 
     An environment extension named like the kernel's is left out: lite-env configures the
     kernel it runs with (its settings, its loader), not another version of it.
     """
-    kernel = kernel_extension()
-    return (kernel, *(e for e in environment if e.name != kernel.name))
+    kernels = (kernel_extension(), *([kernels_extension()] if several else []))
+    taken = {e.name for e in kernels}
+    chosen = []
+    for extension in environment:
+        if extension.name not in taken:
+            chosen.append(extension)
+            taken.add(extension.name)
+    return (*kernels, *chosen)
+
+
+def kernels_extension() -> LabExtension:
+    """lite-env's kernels extension (lite_env/labextension): a kernel per environment."""
+    folder = Path(__file__).with_name("labextension")
+    document = _read_package_json(folder / "package.json")
+    return LabExtension(
+        name=document["name"],
+        version=document["version"],
+        package=f"lite-env {__version__}",
+        folder=folder,
+        from_environment=False,
+    )
 
 
 def copy_extension(extension: LabExtension, extensions_dir: Path) -> Path:

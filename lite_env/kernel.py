@@ -15,6 +15,10 @@ KERNEL_PACKAGES = ("python 3.14.*", *KERNEL_BOOTSTRAP, "packaging")
 #: The Pyodide kernel's own extension, and the Python distribution that ships it.
 KERNEL_EXTENSION = "@jupyterlite/pyodide-kernel-extension"
 KERNEL_DISTRIBUTION = "jupyterlite-pyodide-kernel"
+#: lite-env's own extension (lite_env/labextension): a kernel per environment of a site of
+#: several, made like the Pyodide kernel plugin's one; and its plugin, whose settings list them.
+KERNELS_EXTENSION = "@lite-env/kernels"
+KERNELS_PLUGIN = f"{KERNELS_EXTENSION}:kernels"
 
 
 #: What JupyterLite's Pyodide kernel imports as it starts.

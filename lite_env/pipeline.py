@@ -1,4 +1,5 @@
-"""The whole pipeline in one call: environment.yml → lock → prefix → bytecode → image → site.
+"""The whole pipeline in one call: environment.yml → lock → prefix → bytecode → image → site
+(one site may hold several environments, a kernel each).
 
 Intermediate results are kept in the cache under a key of the locked records and the build
 options, so a rebuild with an unchanged lock only re-emits the site.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -19,15 +21,16 @@ from rich.filesize import decimal
 
 from lite_env import __version__
 from lite_env.bytecode import compile_bytecode
+from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, environment_extensions
 from lite_env.files import write_atomically
 from lite_env.install import install_prefix
 from lite_env.kernel import KERNEL_IMPORTS, snapshot_modules
 from lite_env.lock import Lock, lock_environment, locked_records
 from lite_env.options import BuildOptions
-from lite_env.pack import Chunk, Image, PackRules, pack, read_image
+from lite_env.pack import Image, PackRules, pack, read_image
 from lite_env.pyodide_node import RUNTIME_DIR
-from lite_env.site import Site, build_site
+from lite_env.site import Site, SiteEnvironment, build_site
 from lite_env.site_channel import channel_source
 from lite_env.snapshot import Snapshot, make_snapshot
 from lite_env.spec import EnvSpec
@@ -64,41 +67,42 @@ class PreparedImage:
 
 @dataclass(frozen=True)
 class Build:
-    """What `build` produced."""
+    """What `build` produced: each environment up to its image (the first is the site's
+    default kernel) and the site."""
 
-    prepared: PreparedImage
+    environments: tuple[PreparedImage, ...]
     site: Site
+
+    @property
+    def prepared(self) -> PreparedImage:
+        """The first (or only) environment."""
+        return self.environments[0]
 
     @property
     def extensions(self) -> tuple[LabExtension, ...]:
         """The JupyterLab extensions installed into the site, each with its package."""
         return self.site.extensions
 
-    @property
-    def lazy(self) -> tuple[Chunk, ...]:
-        """The image's chunks written on their first import."""
-        return tuple(chunk for chunk in self.prepared.image.chunks if chunk.lazy)
-
     def warnings(self) -> list[str]:
         """What the build met that is worth a warning: sources that did not compile, modules
         that did not import for bytecode (the snapshot's misses are in Snapshot.failed)."""
-        return [f"bytecode: {problem}" for problem in self.prepared.bytecode_problems]
+        return [
+            f"bytecode: {problem}"
+            for prepared in self.environments
+            for problem in prepared.bytecode_problems
+        ]
 
     def to_json(self) -> dict:
-        """The build's summary (`lite-env build --json`)."""
-        prepared = self.prepared
+        """The build's summary (`lite-env build --json`): the first environment's at the top,
+        and every environment's under `kernels`."""
+        kernels = [
+            {"kernel": kernel, **_summary(prepared)}
+            for kernel, prepared in zip(self.site.kernels, self.environments, strict=True)
+        ]
         return {
             "site": str(self.site.folder),
-            "packages": len(prepared.lock.records),
-            "image": {
-                "manifest": prepared.image.manifest,
-                "chunks": len(prepared.image.chunks),
-                "bytes": prepared.image.size,
-                "raw_bytes": prepared.image.raw_size,
-                "lazy_packages": [c.package for c in self.lazy],
-                "lazy_bytes": sum(c.size for c in self.lazy),
-            },
-            "reused_image": prepared.reused,
+            **_summary(self.prepared),
+            "kernels": kernels,
             "extensions": [
                 {"name": e.name, "version": e.version, "package": e.package}
                 for e in self.extensions
@@ -107,21 +111,42 @@ class Build:
 
     def lines(self) -> list[str]:
         """The build's summary for a person, one line each."""
-        prepared = self.prepared
-        lines = [
-            f"built {self.site.folder}: {len(prepared.lock.records)} packages, image"
-            f" {decimal(prepared.image.size)} in {len(prepared.image.chunks)} chunks"
-            f" ({decimal(prepared.image.raw_size)} unpacked)"
-            + (", reused from the cache" if prepared.reused else "")
-        ]
-        if self.lazy:
+        lines = [f"built {self.site.folder}"]
+        for kernel, prepared in zip(self.site.kernels, self.environments, strict=True):
+            image = prepared.image
+            lazy = [chunk for chunk in image.chunks if chunk.lazy]
             lines.append(
-                f"  fetched on first import ({decimal(sum(c.size for c in self.lazy))}):"
-                f" {', '.join(c.package for c in self.lazy)}"
+                (f"  kernel {kernel}: " if len(self.environments) > 1 else "  ")
+                + f"{len(prepared.lock.records)} packages, image {decimal(image.size)} in"
+                f" {len(image.chunks)} chunks ({decimal(image.raw_size)} unpacked)"
+                + (", reused from the cache" if prepared.reused else "")
             )
+            if lazy:
+                lines.append(
+                    f"    fetched on first import ({decimal(sum(c.size for c in lazy))}):"
+                    f" {', '.join(c.package for c in lazy)}"
+                )
         for extension in self.extensions:
             lines.append(f"  extension {extension.name} {extension.version} ({extension.package})")
         return lines
+
+
+def _summary(prepared: PreparedImage) -> dict:
+    """One environment's part of `lite-env build --json`."""
+    image = prepared.image
+    lazy = [chunk for chunk in image.chunks if chunk.lazy]
+    return {
+        "packages": len(prepared.lock.records),
+        "image": {
+            "manifest": image.manifest,
+            "chunks": len(image.chunks),
+            "bytes": image.size,
+            "raw_bytes": image.raw_size,
+            "lazy_packages": [c.package for c in lazy],
+            "lazy_bytes": sum(c.size for c in lazy),
+        },
+        "reused_image": prepared.reused,
+    }
 
 
 def prepare_image(
@@ -214,26 +239,91 @@ def build(
     cache_dir: Path,
     report: Callable[[str], None] = lambda message: None,
 ) -> Build:
-    """Build the site for `spec` into `output` (replaced only when the build succeeds).
+    """Build the site of one environment into `output` (see build_environments).
 
-    `options` default to the environment file's `lite-env:` section; the other arguments are
-    prepare_image's.
+    `options` default to the environment file's `lite-env:` section.
     """
-    options = options or spec.options
-    prepared = prepare_image(spec, options, cache_dir=cache_dir, report=report)
+    return build_environments(
+        [(spec, options or spec.options)], output, cache_dir=cache_dir, report=report
+    )
+
+
+def build_environments(
+    environments: Sequence[tuple[EnvSpec, BuildOptions]],
+    output: Path,
+    *,
+    cache_dir: Path,
+    report: Callable[[str], None] = lambda message: None,
+) -> Build:
+    """Build one site with a kernel for each environment into `output` (replaced only when
+    the build succeeds); the other arguments are prepare_image's.
+
+    The first environment is the site's default kernel, "python"; each other one is named
+    after its environment (`name:`, else its file's name). The site's own options (`contents`,
+    `precompress`) are the first environment's.
+    """
+    several = len(environments) > 1
+    kernel_names([spec for spec, _ in environments])  # a clash fails before the long part
+    prepared = []
+    for spec, options in environments:
+        if several:
+            report(f"environment {kernel_title(spec)}")
+        prepared.append(prepare_image(spec, options, cache_dir=cache_dir, report=report))
     report("building the site")
     site = build_site(
-        prepared.image,
-        prepared.runtime_dir,
+        site_environments(environments, prepared),
         output,
-        provides=prepared.provides,
-        depends=prepared.depends,
-        snapshot=prepared.snapshot,
-        extensions=prepared.extensions,
-        options=options,
-        channel=channel_source(spec, prepared.lock.records) if options.channel_in_site else None,
+        options=environments[0][1],
+        extensions=[extension for image in prepared for extension in image.extensions],
     )
-    return Build(prepared, site)
+    return Build(tuple(prepared), site)
+
+
+def site_environments(
+    environments: Sequence[tuple[EnvSpec, BuildOptions]], prepared: Sequence[PreparedImage]
+) -> list[SiteEnvironment]:
+    """The site's kernels for the prepared environments: the first is "python"; with several,
+    each is named (and titled) after its environment."""
+    several = len(environments) > 1
+    names = kernel_names([spec for spec, _ in environments])
+    return [
+        SiteEnvironment(
+            kernel=names[index],
+            display_name=f"Python ({kernel_title(spec)})" if several else "Python (Pyodide)",
+            image=image.image,
+            runtime_dir=image.runtime_dir,
+            provides=image.provides,
+            depends=image.depends,
+            options=options,
+            snapshot=image.snapshot,
+            channel=channel_source(spec, image.lock.records) if options.channel_in_site else None,
+        )
+        for index, ((spec, options), image) in enumerate(zip(environments, prepared, strict=True))
+    ]
+
+
+def kernel_title(spec: EnvSpec) -> str:
+    """What names an environment's kernel: its `name:`, else its file's name."""
+    return spec.name or spec.path.stem
+
+
+def kernel_names(specs: Sequence[EnvSpec]) -> list[str]:
+    """The kernel name of each environment of a site: "python" for the first, kernel_title in
+    lowercase letters, digits and hyphens for the others (as kernel names are written).
+
+    Raises LiteEnvError when two would have the same name.
+    """
+    names = ["python"] + [
+        re.sub(r"[^a-z0-9]+", "-", kernel_title(spec).lower()).strip("-") or "environment"
+        for spec in specs[1:]
+    ]
+    clashing = sorted({name for name in names if names.count(name) > 1})
+    if clashing:
+        raise LiteEnvError(
+            f"two environments would have the same kernel name ({', '.join(clashing)})",
+            hint="give each environment file its own `name:`",
+        )
+    return names
 
 
 def _read_record(work: Path) -> tuple[Image, Snapshot | None] | None:

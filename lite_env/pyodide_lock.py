@@ -26,9 +26,15 @@ SITE_PACKAGES_PARTS = 3  # lib/python3.X/site-packages/
 
 
 def write_pyodide_lock(
-    image: Image, runtime_lock: Path, out_dir: Path, *, depends: dict[str, list[str]], mode: Mode
+    image: Image,
+    runtime_lock: Path,
+    out_dir: Path,
+    *,
+    depends: dict[str, list[str]],
+    mode: Mode,
+    name: str = "pyodide-lock.json",
 ) -> Path:
-    """Write out_dir/pyodide-lock.json (and, in lock mode, the archives it names).
+    """Write out_dir/`name` (and, in lock mode, the archives it names).
 
     Args:
         image: the packed environment.
@@ -36,6 +42,7 @@ def write_pyodide_lock(
         out_dir: the folder the lock's file names are relative to.
         depends: each package's dependencies by name (packages of the image only).
         mode: "image" or "lock" (see the module's docstring).
+        name: the lock's file name (each environment of a site has its own).
     """
     info = read_json(runtime_lock, what="runtime's pyodide-lock.json", keys=("info",))
     packages = {}
@@ -77,7 +84,7 @@ def write_pyodide_lock(
         wanted = {d if d in packages else f"{d}-libs" for d in entry["depends"]}
         entry["depends"] = sorted(wanted & packages.keys())
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "pyodide-lock.json"
+    path = out_dir / name
     document = {"info": info, "packages": dict(sorted(packages.items()))}
     path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     return path

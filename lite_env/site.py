@@ -2,11 +2,14 @@
 
 jupyterlite-core builds the apps; lite-env adds the runtime (from the environment's `python`
 package, no CDN), its loader and the image under `static/`, and points the kernel at them in
-`jupyter-lite.json`. The site is built beside the output folder and swapped in when complete.
+`jupyter-lite.json`. A site of several environments has one kernel each (lite-env's kernels
+extension, lite_env/labextension). The site is built beside the output folder and swapped in
+when complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,8 +22,14 @@ from pathlib import Path
 
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, copy_extension, site_extensions
-from lite_env.files import read_file_out, read_json, write_atomically
-from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_IMPORTS, KERNEL_PLUGIN, snapshot_modules
+from lite_env.files import read_file_out, read_json, sha256, write_atomically
+from lite_env.kernel import (
+    KERNEL_BOOTSTRAP,
+    KERNEL_IMPORTS,
+    KERNEL_PLUGIN,
+    KERNELS_PLUGIN,
+    snapshot_modules,
+)
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.precompress import precompress
@@ -47,60 +56,72 @@ SOURCE_DATE_EPOCH = 1_700_000_000
 
 @dataclass(frozen=True)
 class Site:
-    """A built site: its folder and the settings its kernel was given."""
+    """A built site: its folder and the settings of each of its kernels, by kernel name."""
 
     folder: Path
-    kernel_settings: dict
+    kernels: dict[str, dict]
     #: the JupyterLab extensions installed: the kernel's, then the environment's
     extensions: tuple[LabExtension, ...] = ()
 
+    @property
+    def kernel_settings(self) -> dict:
+        """The first kernel's settings (the only one's, for a site of one environment)."""
+        return next(iter(self.kernels.values()))
+
+
+@dataclass(frozen=True)
+class SiteEnvironment:
+    """One environment of a site, as its kernel starts with it.
+
+    Attributes:
+        kernel: the kernel's name ("python" for a site's first environment).
+        display_name: the kernel's name in the launcher and the kernel picker.
+        image: the packed environment.
+        runtime_dir: the Pyodide core files (the installed `python` package's share/pyodide).
+        provides: the package names the image provides (conda and PyPI spellings).
+        depends: each package's dependencies by name (for pyodide-lock.json).
+        options: the environment's build options (`mode`, `allow_pypi`, `channel_in_site`).
+        snapshot: a memory snapshot in the image folder, restored instead of a cold boot.
+        channel: what the site's channel is made of, when `options.channel_in_site`.
+    """
+
+    kernel: str
+    display_name: str
+    image: Image
+    runtime_dir: Path
+    provides: Sequence[str]
+    depends: Mapping[str, list[str]]
+    options: BuildOptions
+    snapshot: Snapshot | None = None
+    channel: ChannelSource | None = None
+
 
 def build_site(
-    image: Image,
-    runtime_dir: Path,
+    environments: Sequence[SiteEnvironment],
     output: Path,
     *,
-    provides: Sequence[str],
-    depends: Mapping[str, list[str]],
     options: BuildOptions,
-    snapshot: Snapshot | None = None,
     extensions: Sequence[LabExtension] = (),
-    channel: ChannelSource | None = None,
 ) -> Site:
     """Build the site into `output`, replacing what was there only once the build succeeded.
 
     Args:
-        image: the packed environment.
-        runtime_dir: the Pyodide core files (the installed `python` package's share/pyodide).
+        environments: one kernel each; the first is the site's default kernel, "python".
         output: the site folder.
-        provides: the package names the image provides (conda and PyPI spellings).
-        depends: each package's dependencies by name (for pyodide-lock.json).
-        snapshot: a memory snapshot in the image folder, restored instead of a cold boot.
-        extensions: the environment's JupyterLab extensions (extensions.environment_extensions);
+        options: the site's options: `contents` (files or folders to ship: notebooks, data)
+            and `precompress` (a `.gz` beside each file that shrinks, see lite_env.precompress).
+        extensions: the environments' JupyterLab extensions (extensions.environment_extensions);
             the site gets them and the kernel's, and none from the build machine's Python.
-        channel: what the site's channel is made of, when `options.channel_in_site`.
-        options: the build's options; the site uses `contents` (files or folders to ship:
-            notebooks, data), `mode`, `allow_pypi` (`%pip install` may fall back to PyPI,
-            a request outside the site) and `precompress` (a `.gz` beside each file that
-            shrinks, see lite_env.precompress).
     """
-    check_kernel_packages(provides)
-    installed = site_extensions(extensions)
+    for environment in environments:
+        check_kernel_packages(environment.provides)  # before the long jupyterlite build
+    installed = site_extensions(extensions, several=len(environments) > 1)
     output = output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         _jupyter_lite_build(staging / "site", options.contents, installed)
-        site = add_environment(
-            staging / "site",
-            image,
-            runtime_dir,
-            provides=provides,
-            depends=depends,
-            snapshot=snapshot,
-            options=options,
-            channel=channel,
-        )
+        site = add_environments(staging / "site", environments)
         if options.precompress:
             # mambajs 0.21.6 panics ("time not implemented on this platform") on a repodata.json
             # sent with Content-Encoding: the channel's files are served as they are
@@ -108,7 +129,7 @@ def build_site(
         _swap_in(staging / "site", output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Site(output, site.kernel_settings, installed)
+    return Site(output, site.kernels, installed)
 
 
 def check_kernel_packages(provides: Sequence[str]) -> None:
@@ -121,64 +142,114 @@ def check_kernel_packages(provides: Sequence[str]) -> None:
         )
 
 
-def add_environment(
-    site: Path,
-    image: Image,
-    runtime_dir: Path,
-    *,
-    provides: Sequence[str],
-    depends: Mapping[str, list[str]],
-    options: BuildOptions,
-    snapshot: Snapshot | None = None,
-    channel: ChannelSource | None = None,
-) -> Site:
-    """Put the runtime, the loader and the image into a built JupyterLite site and point the
-    kernel at them in its jupyter-lite.json (see build_site for the arguments)."""
-    check_kernel_packages(provides)
-    mode = options.mode
-    if options.channel_in_site and (mode != "image" or channel is None):
+def add_environments(site: Path, environments: Sequence[SiteEnvironment]) -> Site:
+    """Put each environment's runtime, loader and image into a built JupyterLite site and
+    declare its kernel in the site's jupyter-lite.json.
+
+    One environment configures the Pyodide kernel's own plugin. Several are each a kernel of
+    lite-env's kernels extension (which the site must have, see site_extensions), and the
+    Pyodide kernel's plugin is disabled. Images share one folder, where a chunk that several
+    environments hold is stored once (chunks are named by their content); environments with
+    the same runtime share it; environments that carry their channel share one (they must
+    name the same channels), each with its own installed set.
+    """
+    for environment in environments:
+        check_kernel_packages(environment.provides)
+    if len(environments) > 1 and any(e.options.mode != "image" for e in environments):
+        raise LiteEnvError("a site of several environments needs --mode image")
+    shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
+    shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
+    runtimes: dict[str, Path] = {}
+    carried: tuple[Path, ...] | None = None
+    kernels = {}
+    for index, environment in enumerate(environments):
+        suffix = "" if index == 0 else f"-{environment.kernel}"
+        runtime = _runtime_folder(site, environment.runtime_dir, runtimes, suffix)
+        settings = _add_environment(site, environment, runtime, lock_name=f"pyodide-lock{suffix}")
+        if environment.channel is not None and environment.options.channel_in_site:
+            if carried is not None and carried != environment.channel.folders:
+                raise LiteEnvError(
+                    "environments that carry their channel into one site must name the same"
+                    f" channels ({environment.kernel} differs)",
+                    hint="carry the channel for one of them only (`lite-env: channel-in-site`)",
+                )
+            settings["loadPyodideOptions"] |= add_conda(
+                site,
+                environment.channel,
+                runtime,
+                installed=f"installed{suffix}.json",
+                copy_channel=carried is None,
+            )
+            carried = environment.channel.folders
+        kernels[environment.kernel] = settings
+    _declare_kernels(site / "jupyter-lite.json", environments, kernels)
+    return Site(site, kernels)
+
+
+def _runtime_folder(site: Path, runtime_dir: Path, runtimes: dict[str, Path], suffix: str) -> Path:
+    """The site folder (relative) of an environment's runtime: shared by environments with the
+    same runtime files, written (with the loader) the first time."""
+    digest = hashlib.sha256()
+    for name in RUNTIME_FILES[:-1]:  # pyodide-lock.json is each environment's own
+        digest.update(sha256(runtime_dir / name).encode())
+    key = digest.hexdigest()
+    if key not in runtimes:
+        folder = PYODIDE_DIR.with_name(PYODIDE_DIR.name + suffix)
+        (site / folder).mkdir(parents=True, exist_ok=True)
+        for name in RUNTIME_FILES:
+            (site / folder / name).write_bytes(read_file_out(runtime_dir / name))
+        write_loader(site / folder)
+        runtimes[key] = folder
+    return runtimes[key]
+
+
+def _add_environment(
+    site: Path, environment: SiteEnvironment, runtime: Path, *, lock_name: str
+) -> dict:
+    """Copy an environment's image into the site and write its pyodide-lock.json; return its
+    kernel's settings."""
+    image, mode = environment.image, environment.options.mode
+    if environment.options.channel_in_site and (mode != "image" or environment.channel is None):
         raise LiteEnvError(
             "--channel-in-site needs lite-env's loader (mode image) and the environment's channels",
             hint="build with --mode image",
         )
-    shutil.rmtree(site / IMAGE_DIR, ignore_errors=True)
     if mode == "image":
-        shutil.copytree(image.folder, site / IMAGE_DIR)
+        shutil.copytree(image.folder, site / IMAGE_DIR, dirs_exist_ok=True)
     lock = write_pyodide_lock(
-        image, runtime_dir / "pyodide-lock.json", site / IMAGE_DIR, depends=dict(depends), mode=mode
+        image,
+        environment.runtime_dir / "pyodide-lock.json",
+        site / IMAGE_DIR,
+        depends=dict(environment.depends),
+        mode=mode,
+        name=f"{lock_name}.json",
     )
-    (site / PYODIDE_DIR).mkdir(parents=True, exist_ok=True)
-    for name in RUNTIME_FILES:
-        (site / PYODIDE_DIR / name).write_bytes(read_file_out(runtime_dir / name))
     lock_url = f"./{lock.relative_to(site).as_posix()}"
     if mode == "image":
-        write_loader(site / PYODIDE_DIR)
         settings = {
-            "pyodideUrl": f"./{(PYODIDE_DIR / LOADER_NAME).as_posix()}",
+            "pyodideUrl": f"./{(runtime / LOADER_NAME).as_posix()}",
             "loadPyodideOptions": {
                 "lockFileURL": lock_url,
                 "packages": list(KERNEL_BOOTSTRAP),
                 "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
-                "liteEnvProvides": sorted(set(provides)),
+                "liteEnvProvides": sorted(set(environment.provides)),
                 "liteEnvImports": snapshot_modules(KERNEL_IMPORTS),
             },
         }
+        snapshot = environment.snapshot
         if snapshot is not None:
             settings["loadPyodideOptions"] |= {
                 "liteEnvSnapshotURL": f"./{(IMAGE_DIR / snapshot.file).as_posix()}",
                 "liteEnvSnapshotSha256": snapshot.sha256,
             }
-        if channel is not None and options.channel_in_site:
-            settings["loadPyodideOptions"] |= add_conda(site, channel, PYODIDE_DIR)
     else:
         packages = sorted(json.loads(lock.read_text())["packages"])
         settings = {
-            "pyodideUrl": f"./{(PYODIDE_DIR / 'pyodide.mjs').as_posix()}",
+            "pyodideUrl": f"./{(runtime / 'pyodide.mjs').as_posix()}",
             "loadPyodideOptions": {"lockFileURL": lock_url, "packages": packages},
         }
-    settings["disablePyPIFallback"] = not options.allow_pypi
-    _set_kernel_settings(site / "jupyter-lite.json", settings)
-    return Site(site, settings)
+    settings["disablePyPIFallback"] = not environment.options.allow_pypi
+    return settings
 
 
 def write_loader(folder: Path) -> Path:
@@ -219,8 +290,9 @@ def _jupyter_lite_build(
         shutil.copyfile(output / "lab" / "favicon.ico", output / "favicon.ico")
 
 
-def kernel_settings(site: Path) -> dict:
-    """The Pyodide kernel's settings in a built site's jupyter-lite.json.
+def site_kernels(site: Path) -> dict[str, dict]:
+    """The settings of each Pyodide kernel of a built site, by kernel name: the Pyodide kernel
+    plugin's one ("python"), or the kernels of lite-env's kernels extension.
 
     Raises LiteEnvError when the folder is not a built site or its kernel has no settings.
     """
@@ -229,8 +301,24 @@ def kernel_settings(site: Path) -> dict:
             f"{site}: not a built site (no jupyter-lite.json)",
             hint="build one with `lite-env build`",
         )
-    keys = ("jupyter-config-data", "litePluginSettings", KERNEL_PLUGIN)
-    return read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)
+    keys = ("jupyter-config-data", "litePluginSettings")
+    plugins = read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)
+    kernels = plugins.get(KERNELS_PLUGIN, {}).get("kernels") if isinstance(plugins, dict) else None
+    if kernels:
+        if not isinstance(kernels, list) or not all(_named(kernel) for kernel in kernels):
+            raise LiteEnvError(f"{site / 'jupyter-lite.json'}: its kernels have no names")
+        return {kernel["name"]: kernel for kernel in kernels}
+    keys = (*keys, KERNEL_PLUGIN)
+    return {"python": read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)}
+
+
+def _named(kernel: object) -> bool:
+    return isinstance(kernel, dict) and isinstance(kernel.get("name"), str)
+
+
+def kernel_settings(site: Path) -> dict:
+    """The settings of a built site's first (default) kernel; see site_kernels."""
+    return next(iter(site_kernels(site).values()))
 
 
 def content_addressed(site: Path) -> frozenset[str]:
@@ -239,25 +327,51 @@ def content_addressed(site: Path) -> frozenset[str]:
 
     Raises LiteEnvError when the folder is not a built site or its manifest is unreadable.
     """
-    options = kernel_settings(site).get("loadPyodideOptions", {})
-    named = [options.get("liteEnvSnapshotURL")]
-    if options.get("liteEnvManifestURL"):
-        manifest = site / options["liteEnvManifestURL"]
-        chunks = read_json(manifest, what="image manifest", keys=("chunks",))
-        folder = Path(options["liteEnvManifestURL"]).parent
-        named += [options["liteEnvManifestURL"]]
-        named += [(folder / c["file"]).as_posix() for c in chunks if isinstance(c.get("file"), str)]
+    named = []
+    for settings in site_kernels(site).values():
+        options = settings.get("loadPyodideOptions", {})
+        named.append(options.get("liteEnvSnapshotURL"))
+        if options.get("liteEnvManifestURL"):
+            manifest = site / options["liteEnvManifestURL"]
+            chunks = read_json(manifest, what="image manifest", keys=("chunks",))
+            folder = Path(options["liteEnvManifestURL"]).parent
+            named.append(options["liteEnvManifestURL"])
+            files = [c["file"] for c in chunks if isinstance(c.get("file"), str)]
+            named += [(folder / file).as_posix() for file in files]
     return frozenset(os.path.normpath(url).replace(os.sep, "/") for url in named if url)
 
 
-def _set_kernel_settings(config: Path, settings: dict) -> None:
+def _declare_kernels(
+    config: Path, environments: Sequence[SiteEnvironment], kernels: Mapping[str, dict]
+) -> None:
+    """Write the kernels' settings into jupyter-lite.json: the Pyodide kernel plugin's for one
+    environment; for several, lite-env's kernels plugin's (each kernel with the piplite
+    settings jupyterlite-pyodide-kernel's addon wrote), the Pyodide kernel plugin disabled."""
     document = read_json(config, what="site configuration", keys=())
     if not isinstance(document, dict) or not isinstance(
         document.setdefault("jupyter-config-data", {}), dict
     ):
         raise LiteEnvError(f"{config}: `jupyter-config-data` is not a mapping")
-    plugins = document["jupyter-config-data"].setdefault("litePluginSettings", {})
-    plugins.setdefault(KERNEL_PLUGIN, {}).update(settings)
+    data = document["jupyter-config-data"]
+    plugins = data.setdefault("litePluginSettings", {})
+    stock = plugins.setdefault(KERNEL_PLUGIN, {})
+    if len(environments) == 1:
+        stock.update(next(iter(kernels.values())))
+    else:
+        plugins[KERNELS_PLUGIN] = {
+            "kernels": [
+                {
+                    **stock,
+                    **kernels[e.kernel],
+                    "name": e.kernel,
+                    "display_name": e.display_name,
+                }
+                for e in environments
+            ]
+        }
+        disabled = data.setdefault("disabledExtensions", [])
+        if KERNEL_PLUGIN not in disabled:
+            disabled.append(KERNEL_PLUGIN)
     config.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 

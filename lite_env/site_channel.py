@@ -67,16 +67,30 @@ class SiteChannel:
     solver: Path
 
 
-def add_conda(site: Path, source: ChannelSource, loader_dir: Path) -> dict:
-    """Put the channel (add_channel), the solver and `%conda` (conda.mjs with its Python) into
-    the site, beside the loader in site/`loader_dir`; return the loader's options for them."""
-    shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
-    add_channel(site, source, site / loader_dir)
+def add_conda(
+    site: Path,
+    source: ChannelSource,
+    loader_dir: Path,
+    *,
+    installed: str = INSTALLED,
+    copy_channel: bool = True,
+) -> dict:
+    """Put the channel (add_channel, unless `copy_channel` is false: another environment of the
+    site wrote it), the environment's installed set (site/channel/`installed`), the solver and
+    `%conda` (conda.mjs with its Python) into the site, beside the loader in
+    site/`loader_dir`; return the loader's options for them."""
+    if copy_channel:
+        shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
+        add_channel(site, source, site / loader_dir)
+    elif not (site / loader_dir / "mambajs.mjs").is_file():
+        _write_solver(site / CHANNEL_DIR, site / loader_dir)
+    write_atomically(site / CHANNEL_DIR / installed, _json(installed_set(source.installed)))
     text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
     write_atomically(site / loader_dir / CONDA_MODULE.name, text)
     return {
         "liteEnvCondaURL": f"./{(loader_dir / CONDA_MODULE.name).as_posix()}",
         "liteEnvChannelURL": f"./{CHANNEL_DIR.as_posix()}/",
+        "liteEnvInstalled": installed,
     }
 
 
@@ -96,8 +110,7 @@ def conda_python() -> dict[str, str]:
 def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChannel:
     """Copy every package of the channel folders of `source` (emscripten-wasm32 and noarch)
     into site/channel/<subdir>/ with one repodata.json per subdir (the first channel wins a
-    file name, as the solver's priority does), write the installed set (the lock's records)
-    to site/channel/installed.json, and the channel's mambajs module (verified) to
+    file name, as the solver's priority does), and the channel's mambajs module (verified) to
     `solver_dir`/mambajs.mjs. Byte-reproducible: the same channels and lock give the same files.
 
     The whole channel is carried, not the closure of one request: the kernel can then install
@@ -131,7 +144,6 @@ def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChan
                     count += 1
         document = {"info": {"subdir": subdir}, "repodata_version": 1, **merged}
         write_atomically(folder / subdir / "repodata.json", _json(document))
-    write_atomically(folder / INSTALLED, _json(installed_set(source.installed)))
     return SiteChannel(folder, count, _write_solver(folder, solver_dir))
 
 

@@ -22,7 +22,7 @@ from lite_env.errors import LiteEnvError
 from lite_env.files import read_json
 from lite_env.pack import TEST_FOLDERS, read_image
 from lite_env.serve import StaticServer, make_server
-from lite_env.site import content_addressed, kernel_settings
+from lite_env.site import content_addressed, site_kernels
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request, Response
@@ -38,9 +38,10 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-#: The page that opens JupyterLab; its launcher offers the Pyodide notebook.
+#: The page that opens JupyterLab; its launcher offers a notebook for each kernel.
 LAB_PAGE = "lab/index.html"
-NOTEBOOK_LAUNCHER = '.jp-LauncherCard[data-category="Notebook"][title="Python (Pyodide)"]'
+#: The Pyodide kernel's name in the launcher, when a site has one environment.
+PYODIDE_KERNEL = "Python (Pyodide)"
 #: The status bar's kernel item reads "Python (Pyodide) | Idle" once the kernel has started.
 KERNEL_IDLE = """() => [...document.querySelectorAll('.jp-StatusBar-TextItem')]
     .some((item) => /\\|\\s*Idle$/.test(item.textContent.trim()))"""
@@ -176,6 +177,7 @@ def check_site(
     site: Path,
     *,
     imports: Sequence[str],
+    kernel: str = PYODIDE_KERNEL,
     cells: Sequence[str] = (),
     timeout: float = 180,
     screenshot: Path | None = None,
@@ -185,13 +187,14 @@ def check_site(
     Args:
         site: a built site folder (served on 127.0.0.1 for the check).
         imports: the modules to import, each on its own so one failure hides no other.
+        kernel: the kernel's name in the launcher (its display name, see site_kernels).
         cells: more code cells to run afterwards; their outputs are returned.
         timeout: seconds allowed for the kernel to start, and for each cell.
         screenshot: where to save a PNG of the page at the end, if anywhere.
 
     Raises LiteEnvError when Playwright or Chromium is missing or the kernel never gets idle.
     """
-    with open_notebook(site, timeout=timeout) as notebook:
+    with open_notebook(site, timeout=timeout, kernel=kernel) as notebook:
         output = run_cell(notebook.page, import_code(imports), timeout=timeout)
         outputs = tuple(run_cell(notebook.page, code, timeout=timeout) for code in cells)
         if screenshot is not None:
@@ -212,9 +215,14 @@ def check_site(
 
 @contextmanager
 def open_notebook(
-    site: Path, *, timeout: float = 180, server: StaticServer | None = None
+    site: Path,
+    *,
+    timeout: float = 180,
+    server: StaticServer | None = None,
+    kernel: str = PYODIDE_KERNEL,
 ) -> Iterator[Notebook]:
-    """Serve `site`, open a new Pyodide notebook in a fresh headless Chromium, wait for idle.
+    """Serve `site`, open a new notebook of `kernel` (its name in the launcher) in a fresh
+    headless Chromium, wait for idle.
 
     `server` serves the site on HOST instead of lite-env's own server (made with make_server,
     not started: this serves it until the block ends).
@@ -232,7 +240,7 @@ def open_notebook(
                 notebook = Notebook(context.pages[0] if context.pages else context.new_page(), site)
                 _record(context, notebook)
                 url = f"http://{HOST}:{server.server_address[1]}/{LAB_PAGE}"
-                notebook.time_to_idle_s = _start_kernel(notebook, url, timeout)
+                notebook.time_to_idle_s = _start_kernel(notebook, url, kernel, timeout)
                 yield notebook
             finally:
                 context.close()
@@ -302,13 +310,14 @@ def top_level_modules(image_folder: Path, manifest: str) -> list[str]:
     return sorted({module for chunk in chunks for module in chunk.modules})
 
 
-def site_image(site: Path) -> tuple[Path, str]:
-    """The image folder and manifest name that a built site's kernel settings point at.
+def site_image(site: Path, kernel: str | None = None) -> tuple[Path, str]:
+    """The image folder and manifest name that a built site's kernel (the first, or the one
+    named `kernel`) points at.
 
     Raises LiteEnvError for a folder that is not a built site, or a site built in lock mode
     (it has no image).
     """
-    options = kernel_settings(site).get("loadPyodideOptions", {})
+    options = _kernel_settings(site, kernel).get("loadPyodideOptions", {})
     if "liteEnvManifestURL" not in options:
         raise LiteEnvError(
             f"{site}: the site has no image (built with `--mode lock`)",
@@ -318,12 +327,13 @@ def site_image(site: Path) -> tuple[Path, str]:
     return manifest.parent, manifest.name
 
 
-def site_modules(site: Path) -> list[str]:
-    """The top-level modules of a built site's environment: its image's, or in lock mode,
-    those that its pyodide-lock.json names for the packages the kernel loads."""
-    options = kernel_settings(site).get("loadPyodideOptions", {})
+def site_modules(site: Path, kernel: str | None = None) -> list[str]:
+    """The top-level modules of a built site's environment (the first kernel's, or the one
+    named `kernel`): its image's, or in lock mode, those that its pyodide-lock.json names for
+    the packages the kernel loads."""
+    options = _kernel_settings(site, kernel).get("loadPyodideOptions", {})
     if "liteEnvManifestURL" in options:
-        return top_level_modules(*site_image(site))
+        return top_level_modules(*site_image(site, kernel))
     lock_url = options.get("lockFileURL")
     if not lock_url:
         raise LiteEnvError(f"{site}: the kernel's settings name neither an image nor a lock")
@@ -338,8 +348,25 @@ def site_modules(site: Path) -> list[str]:
     )
 
 
-def _start_kernel(notebook: Notebook, url: str, timeout: float) -> float:
-    """Open the lab, start a Pyodide notebook; return seconds from navigation to kernel idle.
+def kernel_titles(site: Path) -> dict[str, str]:
+    """Each kernel of a built site (by name) with its name in the launcher."""
+    return {
+        name: settings.get("display_name", PYODIDE_KERNEL)
+        for name, settings in site_kernels(site).items()
+    }
+
+
+def _kernel_settings(site: Path, kernel: str | None) -> dict:
+    kernels = site_kernels(site)
+    if kernel is None:
+        return next(iter(kernels.values()))
+    if kernel not in kernels:
+        raise LiteEnvError(f"{site}: no kernel {kernel} (it has {', '.join(kernels)})")
+    return kernels[kernel]
+
+
+def _start_kernel(notebook: Notebook, url: str, kernel: str, timeout: float) -> float:
+    """Open the lab, start a notebook of `kernel`; return seconds from navigation to idle.
 
     Gives up at `timeout`, or ERROR_GRACE_S after an uncaught error if the kernel is not idle
     by then (a failed start leaves it "Unknown" forever).
@@ -350,7 +377,8 @@ def _start_kernel(notebook: Notebook, url: str, timeout: float) -> float:
     started = time.perf_counter()
     try:
         page.goto(url, timeout=timeout * 1000)
-        page.locator(NOTEBOOK_LAUNCHER).click(timeout=timeout * 1000)
+        launcher = f'.jp-LauncherCard[data-category="Notebook"][title={json.dumps(kernel)}]'
+        page.locator(launcher).click(timeout=timeout * 1000)
         while True:
             try:
                 page.wait_for_function(KERNEL_IDLE, polling=50, timeout=1000)
@@ -368,7 +396,7 @@ def _start_kernel(notebook: Notebook, url: str, timeout: float) -> float:
         else f"did not become idle within {timeout:.0f} s"
     )
     raise LiteEnvError(
-        f"the Pyodide kernel {problem}",
+        f"the kernel {kernel} {problem}",
         hint="the browser console's last lines:\n"
         + "\n".join(notebook.console[-CONSOLE_TAIL:] or ["(empty)"]),
     )

@@ -130,16 +130,18 @@ def test_the_addons_post_build_step_fails_its_task_on_a_user_error(tmp_path, cap
     addon = SimpleNamespace(
         manager=manager,
         log=manager.log,
-        _options=BuildOptions(),
-        # an environment without the kernel's packages: add_environment refuses it
-        _prepared=SimpleNamespace(
-            image=Image(tmp_path, "m.json", ()),
-            runtime_dir=tmp_path,
-            provides=("python",),
-            depends={},
-            snapshot=None,
-            lock=SimpleNamespace(records=()),
-        ),
+        _environments=[(SimpleNamespace(name="course"), BuildOptions())],
+        # an environment without the kernel's packages: add_environments refuses it
+        _prepared=[
+            SimpleNamespace(
+                image=Image(tmp_path, "m.json", ()),
+                runtime_dir=tmp_path,
+                provides=("python",),
+                depends={},
+                snapshot=None,
+                lock=SimpleNamespace(records=()),
+            )
+        ],
     )
     addon._failed = lambda error: LiteEnvAddon._failed(addon, error)
     with caplog.at_level(logging.ERROR, logger="lite-test"):

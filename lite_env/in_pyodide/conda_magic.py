@@ -226,11 +226,12 @@ def _write(plan: tuple[Path, list[tuple[str, Path]]]) -> list[Path]:
 
 
 async def _installed() -> dict:
-    """The installed set by file name: the site's (channel/installed.json), then this session's."""
+    """The installed set by file name: the site's (its file in the channel, e.g.
+    installed.json), then this session's."""
     if "installed" not in _state:
         import _lite_env_conda_js as js
 
-        document = json.loads(bytes((await js.fetchBytes("installed.json")).to_py()))
+        document = json.loads(bytes((await js.fetchBytes(js.installed)).to_py()))
         _state["installed"] = {p["file"]: p for p in document}
     return _state["installed"]
 

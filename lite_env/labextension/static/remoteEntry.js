@@ -1,0 +1,112 @@
+// lite-env's kernels: one Pyodide kernel per environment of a site built from several.
+//
+// A prebuilt JupyterLab extension written by hand (no bundler): a module federation container
+// as JupyterLite loads one (`init` with the shared scope, then `get("./extension")`). Its one
+// plugin takes the kernels from its settings in jupyter-lite.json and registers each with
+// JupyterLite's kernel specs, made like the Pyodide kernel's own plugin (jupyterlite-pyodide-
+// kernel 0.8.6) makes its one kernel, which a site with several environments disables. The
+// classes and tokens come from the shared scope: the same objects every other plugin sees.
+(() => {
+  const NAME = "@lite-env/kernels";
+  const PLUGIN_ID = `${NAME}:kernels`;
+  let shared = null;
+
+  /** The newest version of a shared package in the scope, as its module. */
+  async function use(key) {
+    const versions = shared?.[key];
+    if (!versions || Object.keys(versions).length === 0) {
+      throw new Error(`${NAME}: the page shares no ${key}`);
+    }
+    const newest = Object.keys(versions).sort(compareVersions).at(-1);
+    const factory = await versions[newest].get();
+    return factory();
+  }
+
+  function compareVersions(a, b) {
+    const parts = (v) => v.split(/[.+-]/).map((p) => Number.parseInt(p, 10) || 0);
+    const [x, y] = [parts(a), parts(b)];
+    for (let i = 0; i < Math.max(x.length, y.length); i++) {
+      if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+    }
+    return 0;
+  }
+
+  async function plugin() {
+    const [services, apputils, logconsole, coreutils] = await Promise.all([
+      use("@jupyterlite/services"),
+      use("@jupyterlite/apputils"),
+      use("@jupyterlab/logconsole"),
+      use("@jupyterlab/coreutils"),
+    ]);
+    const { PageConfig } = coreutils;
+    return {
+      id: PLUGIN_ID,
+      description: "One Pyodide kernel per lite-env environment.",
+      autoStart: true,
+      requires: [services.IKernelSpecs],
+      optional: [apputils.IServiceWorkerManager, logconsole.ILoggerRegistry],
+      activate: (app, kernelspecs, serviceWorker, loggers) => {
+        const settings = JSON.parse(PageConfig.getOption("litePluginSettings") || "{}");
+        const { kernels = [] } = settings[PLUGIN_ID] ?? {};
+        const { contents, sessions } = app.serviceManager;
+        // URLs are relative to the site's root: JupyterLite resolves the ones at the top of a
+        // plugin's settings, not those inside its list of kernels
+        const baseUrl = PageConfig.getBaseUrl();
+        const resolve = (url) => new URL(url, baseUrl).href;
+        const logger = async ({ payload, kernelId }) => {
+          if (!loggers) return;
+          let path = "";
+          for (const session of sessions.running()) {
+            if (session.kernel?.id === kernelId) path = session.path;
+          }
+          loggers.getLogger(path).log(payload);
+        };
+        for (const kernel of kernels) {
+          const loadPyodideOptions = { ...(kernel.loadPyodideOptions ?? {}) };
+          for (const [key, value] of Object.entries(loadPyodideOptions)) {
+            if (key.endsWith("URL") && typeof value === "string") {
+              loadPyodideOptions[key] = resolve(value);
+            }
+          }
+          kernelspecs.register({
+            spec: {
+              name: kernel.name,
+              display_name: kernel.display_name,
+              language: "python",
+              argv: [],
+              resources: kernel.resources ?? {},
+            },
+            create: async (options) => {
+              const { PyodideKernel } = await use("@jupyterlite/pyodide-kernel");
+              const mountDrive = !!(serviceWorker?.enabled || crossOriginIsolated);
+              return new PyodideKernel({
+                ...options,
+                pyodideUrl: resolve(kernel.pyodideUrl),
+                pipliteWheelUrl: kernel.pipliteWheelUrl ? resolve(kernel.pipliteWheelUrl) : undefined,
+                pipliteUrls: (kernel.pipliteUrls ?? []).map(resolve),
+                disablePyPIFallback: !!kernel.disablePyPIFallback,
+                mountDrive,
+                loadPyodideOptions,
+                contentsManager: contents,
+                browsingContextId: serviceWorker?.browsingContextId,
+                logger,
+              });
+            },
+          });
+        }
+      },
+    };
+  }
+
+  const containers = (self._JUPYTERLAB = self._JUPYTERLAB || {});
+  containers[NAME] = {
+    init: (scope) => {
+      shared = scope;
+    },
+    get: async (module) => {
+      if (module !== "./extension") throw new Error(`${NAME}: no module ${module}`);
+      const made = await plugin();
+      return () => ({ __esModule: true, default: [made] });
+    },
+  };
+})();
