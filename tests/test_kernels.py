@@ -4,6 +4,10 @@ folder in which the chunks they share are stored once, and `lite-env check` star
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +104,35 @@ def test_chunks_the_environments_share_are_stored_once(built: Build):
     on_disk = {path.name for path in (site / "static" / "lite-env").glob("*.gz")}
     assert files[0] | files[1] <= on_disk
     assert len(on_disk) < len(files[0]) + len(files[1])
+
+
+def test_the_addon_builds_the_same_kernels_from_environment_files(built: Build, cache_dir):
+    """`jupyter lite build` with LiteEnvAddon.environment_files: the CLI's kernels, images
+    and extensions."""
+    folder = built.site.folder.parent
+    lite_dir = folder / "lite"
+    lite_dir.mkdir()
+    files = [f"{name.split()[0].lower()}.yml" for name in ENVIRONMENTS]
+    for name in files:
+        shutil.copyfile(folder / name, lite_dir / name)
+    config = {"LiteEnvAddon": {"environment_files": files}}
+    (lite_dir / "jupyter_lite_config.json").write_text(json.dumps(config))
+    env = {**os.environ, "LITE_ENV_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyterlite_core", "build", "--output-dir", "_output"],
+        cwd=lite_dir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    site = lite_dir / "_output"
+    assert site_kernels(site) == site_kernels(built.site.folder)
+    assert (site / "extensions" / KERNELS_EXTENSION / "package.json").is_file()
+    assert (site / "extensions" / "@jupyter-widgets/jupyterlab-manager" / "package.json").is_file()
+    for kernel in site_kernels(site):
+        image = read_image(*site_image(site, kernel))
+        assert all((site / "static" / "lite-env" / chunk.file).is_file() for chunk in image.chunks)
 
 
 def test_two_environments_with_one_kernel_name_are_refused(tmp_path, cache_dir, default_channel):
