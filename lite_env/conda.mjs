@@ -26,6 +26,7 @@ export function setup(pyodide, channelURL, installed = "installed.json") {
     solve: async (specs, installed) =>
       JSON.stringify(await solve(channel, JSON.parse(specs), JSON.parse(installed))),
     fetchBytes: async (path) => fetchBytes(`${channel}/${path}`),
+    channel,
     installed,
   });
   pyodide.runPython("import _lite_env_conda; _lite_env_conda.hook()");

@@ -104,6 +104,31 @@ def test_conda_install_adds_a_package_with_a_shared_library_usable_in_the_next_c
     assert "pyyaml                       6.0.3" in listing and "this session" in listing
 
 
+def test_conda_env_export_writes_an_environment_file_a_teacher_can_use(built, tmp_path):
+    installed, requested, wrote, written = run_cells(
+        built.site.folder,
+        "%conda install tabulate=0.10 pyyaml",
+        "%conda env export --from-history",
+        "%conda env export -f /home/pyodide/environment.yml",
+        "print(open('/home/pyodide/environment.yml').read(), end='')",
+    )
+    assert "%conda: installed" in installed
+    # the session's requests (as MatchSpecs), the lines for the course's environment.yml
+    assert requested.endswith("dependencies:\n  - tabulate 0.10.*\n  - pyyaml\n"), requested
+    assert wrote.strip() == "%conda: wrote /home/pyodide/environment.yml"
+    # the whole environment pinned as conda env export does, the additions marked
+    assert "  - pyyaml=6.0.3=" in written and "# added in this session" in written
+    path = tmp_path / "environment.yml"
+    path.write_text(written)
+    spec = read_spec(path)  # lite-env reads it back
+    pinned = {d.split("=")[0]: d for d in spec.dependencies}
+    ipykernel = next(r for r in built.prepared.lock.records if r.name.normalized == "ipykernel")
+    assert pinned["ipykernel"] == f"ipykernel={ipykernel.version}={ipykernel.build}"
+    assert {"pyyaml", "libyaml", "tabulate"} <= pinned.keys()
+    assert len(pinned) == len(built.prepared.lock.records) + 3
+    assert [c.entry for c in spec.channels][0].startswith("http://127.0.0.1:")
+
+
 def test_a_package_whose_bytes_differ_from_its_record_is_refused_and_nothing_written(
     built, tmp_path
 ):

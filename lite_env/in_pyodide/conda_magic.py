@@ -24,7 +24,10 @@ from pathlib import Path
 MAGIC = re.compile(r"^(\s*)%(?:conda|mamba)\b(.*)$")
 #: Where conda's noarch python paths go in the prefix `/`.
 PREFIX = Path("/")
-USAGE = "usage: %conda install NAME[=VERSION] ... | %conda list"
+USAGE = (
+    "usage: %conda install NAME[=VERSION] ... | %conda list"
+    " | %conda env export [--from-history] [-f FILE]"
+)
 
 _state: dict = {}
 
@@ -67,6 +70,8 @@ async def magic(line: str) -> None:
         elif arguments == ["list"]:
             for row in await listing():
                 print(row)
+        elif arguments[:2] == ["env", "export"]:
+            await export(arguments[2:])
         else:
             raise CondaError(USAGE)
     except (CondaError, ValueError) as error:
@@ -82,6 +87,37 @@ async def listing() -> list[str]:
         f"{p['name']:<28} {p['version']:<14} {p['build']:<24} {p.get('origin', 'site')}"
         for p in sorted(installed.values(), key=lambda p: p["name"])
     ]
+
+
+async def export(arguments: list[str]) -> None:
+    """Print (or with `-f FILE`, write) the environment as an environment.yml, as `conda env
+    export` does: every installed package pinned `name=version=build`, the ones this session
+    added marked; `--from-history`: only the requests of this session's `%conda install`, the
+    lines a teacher adds to the course's environment.yml."""
+    history = "--from-history" in arguments
+    rest = [a for a in arguments if a != "--from-history"]
+    if len(rest) not in (0, 2) or rest[:1] not in ([], ["-f"]):
+        raise CondaError(USAGE)
+    text = environment_yml(await _installed(), _state.get("requested", []), history)
+    if rest:
+        Path(rest[1]).write_text(text)
+        print(f"%conda: wrote {rest[1]}")
+    else:
+        print(text, end="")
+
+
+def environment_yml(installed: dict, requested: list[str], from_history: bool) -> str:
+    """The environment.yml text of `export`."""
+    import _lite_env_conda_js as js
+
+    lines = ["channels:", f"  - {js.channel}", "dependencies:"]
+    if from_history:
+        lines += [f"  - {spec}" for spec in requested]
+    else:
+        for p in sorted(installed.values(), key=lambda p: p["name"]):
+            added = "  # added in this session" if p.get("origin") == "this session" else ""
+            lines.append(f"  - {p['name']}={p['version']}={p['build']}{added}")
+    return "\n".join(lines) + "\n"
 
 
 async def install(specs: list[str]) -> None:
@@ -118,6 +154,8 @@ async def install(specs: list[str]) -> None:
     importlib.invalidate_caches()
     for file in new:
         installed[file] = {**_entry(file, solved[file]), "origin": "this session"}
+    requested = _state.setdefault("requested", [])
+    requested += [spec for spec in specs if spec not in requested]
     names = ", ".join(f"{solved[f]['name']} {solved[f]['version']}" for f in new)
     print(f"%conda: installed {names} ({len(written)} files)")
 
