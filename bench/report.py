@@ -235,6 +235,8 @@ def markdown(data: dict, summary: dict) -> str:
         lines += profile_markdown(data["profile"])
     if data.get("science"):
         lines += science_markdown(data["science"])
+    if data.get("conda"):
+        lines += conda_markdown(data["conda"])
     if data.get("build"):
         lines += build_markdown(data["build"])
     return "\n".join(lines) + "\n"
@@ -263,6 +265,35 @@ def science_markdown(science: dict) -> list[str]:
         )
     failed = [ld for ld in science["loads"] if not ld["ok"]]
     lines += [f"- failed: {ld['variant']} rep {ld['rep']}: `{ld['error']}`" for ld in failed]
+    return lines
+
+
+def conda_markdown(conda: dict) -> list[str]:
+    """`%conda install` at run time: the first cell after idle installs a package and uses it."""
+    lines = ["", "## `%conda install` in the kernel (cold loads)", ""]
+    lines += [
+        "A site of the kernel's packages carrying its channel (`--channel-in-site`); the first"
+        " cell after idle is `%conda install NAME`, then imports and uses it. Seconds, min /"
+        " **median** / max; *cell* is Shift+Enter to the output (the solver's module, the"
+        " channel's repodata and the package fetched, checked and written).",
+        "",
+        "| package | start (s) | cell: install + import (s) | MB sent | noisy runs |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    loads = [ld for ld in conda["loads"] if ld["ok"]]
+    for case in conda["cells"]:
+        group = [ld for ld in loads if ld["case"] == case]
+        if not group:
+            continue
+        noisy = sum(ld["load"]["foreign_share"] > NOISY_SHARE for ld in group)
+        mb = statistics.median(ld["bytes_sent"] for ld in group)
+        lines.append(
+            f"| {case} | {_triple(stats([ld['idle_ms'] for ld in group]))}"
+            f" | {_triple(stats([ld['cell_ms'] for ld in group]))}"
+            f" | {_mb(mb)} | {noisy}/{len(group)} |"
+        )
+    failed = [ld for ld in conda["loads"] if not ld["ok"]]
+    lines += [f"- failed: {ld['case']} rep {ld['rep']}: `{ld['error']}`" for ld in failed]
     return lines
 
 

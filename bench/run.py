@@ -4,7 +4,7 @@ the runtime's floor), a profile of the start, and the build's stages and scaling
     python bench/run.py                 # everything, 5 interleaved cold+warm pairs per variant
     python bench/run.py --runs 7
     python bench/run.py --quick         # 1 pair of stock, lite-env and floor; small scaling
-    python bench/run.py --only kernel   # or: profile, science, build (comma-separated)
+    python bench/run.py --only kernel   # or: profile, science, conda, build (comma-separated)
     python bench/run.py --report        # only redo results/report.md and the chart
 
 Results: bench/results/bench.json (everything raw), report.md (tables), kernel-start.png.
@@ -29,7 +29,11 @@ from probe import make_probed_site  # noqa: E402
 from report import RESULTS, write_report  # noqa: E402
 from sites import LITE_ENV_VARIANTS, SITES, build_sites  # noqa: E402
 
-ALL_VARIANTS = ["stock", *(v for v in LITE_ENV_VARIANTS if v != "lite-env-eager"), "floor"]
+ALL_VARIANTS = [
+    "stock",
+    *(v for v in LITE_ENV_VARIANTS if v not in ("lite-env-eager", "lite-env-conda")),
+    "floor",
+]
 QUICK_VARIANTS = ["stock", "lite-env", "floor"]
 PROFILED = ["stock", "lite-env", "lite-env-none", "lite-env-snapshot"]
 TRACED = ["stock", "lite-env"]
@@ -42,6 +46,22 @@ SCIENCE_CELL = (
     "stack ",
 )
 
+#: `%conda install` at run time: a site of the kernel's packages with its channel; the first
+#: cell after idle installs a package it lacks and uses it (the solver's module, the channel's
+#: repodata and the package are fetched by that cell).
+CONDA_VARIANT = "lite-env-conda"
+CONDA_CELLS = {
+    "pure package (tabulate)": (
+        "%conda install tabulate\nimport tabulate\n"
+        "print('conda-ok', tabulate.tabulate([[1, 2]]).splitlines()[1])",
+        "conda-ok ",
+    ),
+    "shared library (pyyaml, libyaml)": (
+        "%conda install pyyaml\nimport yaml\nprint('conda-ok', yaml.__with_libyaml__)",
+        "conda-ok True",
+    ),
+}
+
 
 def log(message: str) -> None:
     print(message, flush=True)
@@ -53,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-runs", type=int, default=3, help="probe runs per variant")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 pair, 3 variants")
     parser.add_argument("--variants", help="comma-separated subset of: " + ",".join(ALL_VARIANTS))
-    parser.add_argument("--only", help="comma-separated parts: kernel, profile, science, build")
+    parser.add_argument(
+        "--only", help="comma-separated parts: kernel, profile, science, conda, build"
+    )
     parser.add_argument("--reuse-sites", action="store_true", help="do not rebuild the sites")
     parser.add_argument("--report", action="store_true", help="only rewrite the report")
     parser.add_argument("--timeout", type=float, default=180, help="seconds per page load")
@@ -74,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         args.variants.split(",") if args.variants else QUICK_VARIANTS if args.quick
         else ALL_VARIANTS
     )  # fmt: skip
-    parts = set(args.only.split(",")) if args.only else {"kernel", "profile", "science", "build"}
+    parts = (
+        set(args.only.split(",")) if args.only
+        else {"kernel", "profile", "science", "conda", "build"}
+    )  # fmt: skip
     data = {
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]] if argv is None else argv),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -86,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "loads": [],
         "profile": None,
         "science": None,
+        "conda": None,
         "build": None,
     }
     log(f"machine: {data['machine']}")
@@ -94,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if "kernel" not in parts:
             data["loads"] = previous.get("loads", [])
             data["runs"] = previous.get("runs", runs)
-        for part in ("profile", "science", "build"):
+        for part in ("profile", "science", "conda", "build"):
             if part not in parts:
                 data[part] = previous.get(part)
         if args.reuse_sites:
@@ -108,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         out.write_text(json.dumps(data, indent=1, default=str))
 
-    if parts & {"kernel", "profile", "science"}:
+    if parts & {"kernel", "profile", "science", "conda"}:
         needed = set(variants) if "kernel" in parts else set()
         needed |= set(PROFILED) & set(variants) if "profile" in parts else set()
         needed |= set(SCIENCE_VARIANTS) if "science" in parts else set()
+        needed |= {CONDA_VARIANT} if "conda" in parts else set()
         sites_json = SITES.parent / "sites.json"
         if args.reuse_sites and sites_json.exists():
             known = json.loads(sites_json.read_text())
@@ -193,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
                     data["science"]["loads"] += [asdict(load) for load in pair]
                     save()
 
+    if "conda" in parts:
+        data["conda"] = {"cells": {k: v[0] for k, v in CONDA_CELLS.items()}, "loads": []}
+        with sync_playwright() as playwright:
+            for rep in range(runs):
+                log(f"[conda] rep {rep + 1}/{runs}")
+                for case, cell in CONDA_CELLS.items():
+                    pair = run_pair(
+                        playwright, CONDA_VARIANT, Path(data["sites"][CONDA_VARIANT]["folder"]),
+                        rep, floor=False, warm=False, cell=cell, timeout=args.timeout, log=log,
+                    )  # fmt: skip
+                    data["conda"]["loads"] += [asdict(load) | {"case": case} for load in pair]
+                    save()
+
     if "build" in parts:
         from build_bench import pack_scaling, stage_times
 
@@ -203,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
 
     save()
-    if data["loads"] or data["profile"] or data["science"] or data["build"]:
+    if data["loads"] or data["profile"] or data["science"] or data["conda"] or data["build"]:
         write_report(data)
         save()
         log(f"wrote {out}, {RESULTS / 'report.md'}, {RESULTS / 'kernel-start.png'}")
