@@ -23,6 +23,7 @@ from lite_env.cache import cache_dir
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import copy_extension, site_extensions
 from lite_env.pipeline import prepare_image, site_environments
+from lite_env.preload import add_preload_links
 from lite_env.site import add_environments
 from lite_env.spec import read_spec
 
@@ -121,9 +122,11 @@ class LiteEnvAddon(BaseAddon):
             self.log.error("[lite-env] the environment was not prepared (see the build phase)")
             return False
         try:
-            add_environments(
+            site = add_environments(
                 Path(self.manager.output_dir), site_environments(self._environments, prepared)
             )
+            if self._environments[0][1].preload_links:
+                add_preload_links(site.folder, site.kernel_settings)
         except LiteEnvError as error:
             return self._failed(error)
         for prepared_image in prepared:

@@ -350,6 +350,13 @@ def cmd_install(args: argparse.Namespace) -> None:
         help="write a gzipped copy beside each file that shrinks, for servers that send"
         " precompressed files (lite-env serve, nginx gzip_static, Caddy; on by default)",
     ),
+    arg(
+        "--preload-links",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="announce the kernel's start files (runtime, image) in the pages that start a"
+        " kernel, so the browser fetches them while the front end boots (on by default)",
+    ),
     arg("--json", action="store_true", help="print a summary as JSON"),
     description="Lock (or read the lock with --locked), fetch and install the environment,"
     " precompile its bytecode with Pyodide, pack it into an image and emit a JupyterLite site"
@@ -387,6 +394,7 @@ def _build_options(spec: EnvSpec, args: argparse.Namespace) -> BuildOptions:
         allow_pypi=args.allow_pypi,
         channel_in_site=args.channel_in_site,
         precompress=args.precompress,
+        preload_links=args.preload_links,
     )
 
 

@@ -44,6 +44,8 @@ class BuildOptions:
         precompress: write a gzipped copy beside each site file that shrinks (`name.gz`),
             for servers that send those as they are (lite-env serve, nginx, Caddy); only
             `lite-env build` does (the addon's site may still change after it).
+        preload_links: announce the kernel's start files in the pages of the apps that start
+            a kernel, so the browser fetches them while the front end boots (lite_env.preload).
     """
 
     bytecode: Bytecode = "imported"
@@ -59,6 +61,7 @@ class BuildOptions:
     allow_pypi: bool = False
     contents: tuple[Path, ...] = ()
     precompress: bool = True
+    preload_links: bool = True
 
     def override(self, **values: object) -> BuildOptions:
         """These options with the given values in place of theirs; None keeps a value.

@@ -11,9 +11,11 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from packaging.utils import canonicalize_name
 from rattler import MatchSpec
@@ -169,8 +171,6 @@ def prepare_image(
     """
     options = options or spec.options
     rules = PackRules.from_options(options)
-    bytecode = options.bytecode
-    snapshot = options.shipped_snapshot
     preload = (*KERNEL_IMPORTS, *options.preload)
     report("locking")
     lock = (
@@ -178,44 +178,21 @@ def prepare_image(
         if options.locked
         else lock_environment(spec, cache_dir=cache_dir)
     )
-    key = _build_key(lock, bytecode, preload, rules, snapshot, options.lazy)
+    key = _build_key(lock, options.bytecode, preload, rules, options.shipped_snapshot, options.lazy)
     work = cache_dir / "builds" / key
-    done = work / DONE
     problems: tuple[str, ...] = ()
     reused = _read_record(work)
-    if reused:
-        image, made = reused
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-        report("installing")
-        prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
-        report("compiling bytecode in Pyodide")
-        # the runtime's python_stdlib.zip is replaced by one with the same modules' bytecode
-        compiled = compile_bytecode(
-            prefix,
-            work / "bytecode",
-            mode=bytecode,
-            preload=preload,
-            stdlib=prefix / RUNTIME_DIR,
-        )
-        problems = compiled.problems
-        report("packing")
-        # laziness needs the trace of what the start imports, which bytecode "none" skips
-        traced = options.lazy and bytecode != "none"
-        image = pack(
-            prefix,
-            work / "image",
-            rules=rules,
-            overlay=work / "bytecode",
-            started=compiled.imported if traced else None,
-        )
-        made = None
-        if snapshot:
-            report("making the memory snapshot")
-            modules = snapshot_modules(compiled.imported, options.preload)
-            made = make_snapshot(prefix, work / "image", modules=modules)
-        record = {"manifest": image.manifest, "snapshot": asdict(made) if made else None}
-        write_atomically(done, json.dumps(record))
+    if reused is None:
+        # built beside its place and moved there whole: a build of the same key in another
+        # process, or one cut short, never leaves a half-made folder under the key
+        work.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=work.parent))
+        try:
+            problems = _make_image(lock, staging, options, rules, preload, report, cache_dir)
+            _publish(staging, work)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    image, made = _read_record(work) or _unreadable(work)
     provides = tuple(_provided_names(lock, image))
     runtime = work / "prefix" / RUNTIME_DIR
     extensions = environment_extensions(work / "prefix")
@@ -324,6 +301,62 @@ def kernel_names(specs: Sequence[EnvSpec]) -> list[str]:
             hint="give each environment file its own `name:`",
         )
     return names
+
+
+def _make_image(
+    lock: Lock,
+    work: Path,
+    options: BuildOptions,
+    rules: PackRules,
+    preload: Sequence[str],
+    report: Callable[[str], None],
+    cache_dir: Path,
+) -> tuple[str, ...]:
+    """Install, compile and pack the lock into `work` (prefix/, bytecode/, image/ and the
+    record); return the bytecode problems met."""
+    report("installing")
+    prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
+    report("compiling bytecode in Pyodide")
+    # the runtime's python_stdlib.zip is replaced by one with the same modules' bytecode
+    compiled = compile_bytecode(
+        prefix,
+        work / "bytecode",
+        mode=options.bytecode,
+        preload=preload,
+        stdlib=prefix / RUNTIME_DIR,
+    )
+    report("packing")
+    # laziness needs the trace of what the start imports, which bytecode "none" skips
+    traced = options.lazy and options.bytecode != "none"
+    image = pack(
+        prefix,
+        work / "image",
+        rules=rules,
+        overlay=work / "bytecode",
+        started=compiled.imported if traced else None,
+    )
+    made = None
+    if options.shipped_snapshot:
+        report("making the memory snapshot")
+        modules = snapshot_modules(compiled.imported, options.preload)
+        made = make_snapshot(prefix, work / "image", modules=modules)
+    record = {"manifest": image.manifest, "snapshot": asdict(made) if made else None}
+    write_atomically(work / DONE, json.dumps(record))
+    return compiled.problems
+
+
+def _publish(staging: Path, work: Path) -> None:
+    """Move a finished build to its place, unless an equal one (same key) got there first."""
+    try:
+        staging.rename(work)
+    except OSError:
+        if _read_record(work) is None:  # a folder left by a build cut short: replace it
+            shutil.rmtree(work, ignore_errors=True)
+            staging.rename(work)
+
+
+def _unreadable(work: Path) -> NoReturn:
+    raise LiteEnvError(f"{work}: the build's record is unreadable", hint="delete the folder")
 
 
 def _read_record(work: Path) -> tuple[Image, Snapshot | None] | None:

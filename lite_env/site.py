@@ -33,6 +33,7 @@ from lite_env.kernel import (
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.precompress import precompress
+from lite_env.preload import add_preload_links
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
 from lite_env.site_channel import CHANNEL_DIR, ChannelSource, add_conda
@@ -108,8 +109,10 @@ def build_site(
     Args:
         environments: one kernel each; the first is the site's default kernel, "python".
         output: the site folder.
-        options: the site's options: `contents` (files or folders to ship: notebooks, data)
-            and `precompress` (a `.gz` beside each file that shrinks, see lite_env.precompress).
+        options: the site's options: `contents` (files or folders to ship: notebooks, data),
+            `preload_links` (the default kernel's start files announced in the pages, see
+            lite_env.preload) and `precompress` (a `.gz` beside each file that shrinks, see
+            lite_env.precompress).
         extensions: the environments' JupyterLab extensions (extensions.environment_extensions);
             the site gets them and the kernel's, and none from the build machine's Python.
     """
@@ -122,6 +125,8 @@ def build_site(
     try:
         _jupyter_lite_build(staging / "site", options.contents, installed)
         site = add_environments(staging / "site", environments)
+        if options.preload_links:
+            add_preload_links(staging / "site", site.kernel_settings)
         if options.precompress:
             # mambajs 0.21.6 panics ("time not implemented on this platform") on a repodata.json
             # sent with Content-Encoding: the channel's files are served as they are

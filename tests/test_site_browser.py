@@ -14,11 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from lite_env import preload
 from lite_env.errors import LiteEnvError
 from lite_env.kernel import KERNEL_PLUGIN
 from lite_env.pipeline import build
 from lite_env.serve import StaticHandler, make_server
-from lite_env.site import IMAGE_DIR, LOADER_NAME, PYODIDE_DIR, RUNTIME_FILES, kernel_settings
+from lite_env.site import (
+    IMAGE_DIR,
+    LOADER_NAME,
+    PYODIDE_DIR,
+    RUNTIME_FILES,
+    content_addressed,
+    kernel_settings,
+)
 from lite_env.site_check import (
     CheckResult,
     check_site,
@@ -276,7 +284,13 @@ class _LoggedHandler(StaticHandler):
         super().end_headers()
 
 
-def test_a_cold_load_fetches_each_runtime_file_and_chunk_once(site):
+def test_a_cold_load_fetches_each_runtime_file_and_chunk_once(site, tmp_path):
+    # the pages' preload links would be fetched a second time under no-store: the loader's
+    # own fetches are what this counts (test_the_page_preloads... counts the links')
+    site = shutil.copytree(site, tmp_path / "site")
+    for page in site.glob("*/index.html"):
+        page.write_text(preload.BLOCK.sub("", page.read_text()))
+        page.with_name("index.html.gz").unlink(missing_ok=True)
     image_folder, manifest = site_image(site)
     chunks = json.loads((image_folder / manifest).read_text())["chunks"]
     lazy_modules = sorted({module for chunk in chunks for module in chunk["lazy"]})
@@ -303,6 +317,35 @@ def test_a_cold_load_fetches_each_runtime_file_and_chunk_once(site):
         notebook.page.wait_for_timeout(1000)  # and for a second fetch, if one were coming
     counts = Counter(served)
     assert {file: counts[file] for file in files} == dict.fromkeys(files, 1)
+
+
+class _CountingHandler(StaticHandler):
+    """lite-env's server as it is (its caching headers), counting the requests per path."""
+
+    served: list[str]
+
+    def do_GET(self) -> None:
+        self.served.append(self.path)
+        super().do_GET()
+
+
+def test_the_page_preloads_the_start_files_and_the_worker_reuses_them(site):
+    """The lab page announces the runtime and the start chunks; the kernel's worker then finds
+    them in the HTTP cache: each reaches the server once, requested by the page's links."""
+    settings = kernel_settings(site)
+    files = preload.start_files(site, settings)
+    html = (site / "lab" / "index.html").read_text()
+    assert all(f'href="../{path}"' in html for path, _ in files)
+    assert preload.BEGIN not in (site / "tree" / "index.html").read_text()  # starts no kernel
+    served: list[str] = []
+    handler = type("Handler", (_CountingHandler,), {"served": served})
+    server = make_server(site, port=0, handler=handler, immutable=content_addressed(site))
+    with open_notebook(site, server=server) as notebook:
+        assert run_cell(notebook.page, "import tabulate\nprint('ok')").strip() == "ok"
+    counts = Counter(served)
+    assert {path: counts[f"/{path}"] for path, _ in files} == dict.fromkeys(
+        (path for path, _ in files), 1
+    )
 
 
 #: In the page: fetch a file, return its Content-Encoding and the sha256 of the decoded body.
