@@ -10,10 +10,12 @@ from pathlib import Path
 from browser import category, gzip_size
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = (
-    "stock", "lite-env", "lite-env-all", "lite-env-none", "lite-env-kernel",
+BASE_ORDER = (
+    "stock", "lite-env", "lite-env-nolinks", "lite-env-all", "lite-env-none", "lite-env-kernel",
     "lite-env-snapshot", "lite-env-eager", "floor",
 )  # fmt: skip
+#: Each variant as it is, then served compressed (sites.COMPRESSED).
+ORDER = (*BASE_ORDER, *(f"{v}+gz" for v in BASE_ORDER))
 LABELS = {
     "stock": "(a) stock JupyterLite (micropip + piplite, offline)",
     "lite-env": "(b) lite-env, bytecode imported (default)",
@@ -22,8 +24,10 @@ LABELS = {
     "lite-env-kernel": "(b4) lite-env, kernel packages only (stock's set)",
     "lite-env-snapshot": "(b5) lite-env + memory snapshot",
     "lite-env-eager": "(b6) lite-env, no lazy packages",
+    "lite-env-nolinks": "(b7) lite-env without the pages' preload links",
     "floor": "(c) floor: runtime only",
 }
+LABELS |= {f"{v}+gz": f"{label}, served gzip" for v, label in LABELS.items()}
 #: A load is flagged noisy when other processes used more than this share of the CPUs.
 NOISY_SHARE = 0.25
 
@@ -168,7 +172,9 @@ def markdown(data: dict, summary: dict) -> str:
         ("lite-env", "stock"), ("lite-env-kernel", "stock"), ("lite-env-all", "stock"),
         ("lite-env-none", "stock"), ("lite-env-snapshot", "stock"), ("lite-env", "floor"),
         ("lite-env-snapshot", "floor"), ("stock", "floor"), ("lite-env-all", "lite-env"),
-        ("lite-env-none", "lite-env"),
+        ("lite-env-none", "lite-env"), ("lite-env", "lite-env-nolinks"),
+        ("lite-env-nolinks", "floor"), ("lite-env+gz", "stock+gz"), ("lite-env+gz", "floor+gz"),
+        ("lite-env-nolinks+gz", "floor+gz"), ("lite-env+gz", "lite-env-nolinks+gz"),
     ):  # fmt: skip
         cells = []
         for kind in ("cold", "warm"):

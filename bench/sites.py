@@ -23,12 +23,15 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from rattler import MatchSpec
 
+from lite_env import preload
 from lite_env.channel.pins import read_pins
 from lite_env.channel.pypi import WheelStore
 from lite_env.channel.wheel import conda_name
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_PLUGIN
 from lite_env.pipeline import build
+from lite_env.precompress import precompress
 from lite_env.site import LOADER_NAME, RUNTIME_FILES, SOURCE_DATE_EPOCH
+from lite_env.site_channel import CHANNEL_DIR
 from lite_env.spec import read_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +46,8 @@ RUNTIME_PACKAGES = ("python", "python_abi", "pyodide-abi")
 #: The kernel's own packages: lite-env's kernel-only environment (the stock package set).
 KERNEL_ENVIRONMENT = ("python 3.14.*", *KERNEL_BOOTSTRAP)
 FLOOR_MODULE = "floor.mjs"
+#: A variant's name with this suffix: the same site served with gzip copies.
+COMPRESSED = "+gz"
 #: lite-env variants: name → (environment, build options)
 LITE_ENV_VARIANTS = {
     "lite-env": ("default", {"bytecode": "imported"}),
@@ -51,6 +56,7 @@ LITE_ENV_VARIANTS = {
     "lite-env-kernel": ("kernel", {"bytecode": "imported"}),
     "lite-env-snapshot": ("default", {"bytecode": "imported", "snapshot": True}),
     "lite-env-eager": ("default", {"bytecode": "imported", "lazy": False}),
+    "lite-env-nolinks": ("default", {"bytecode": "imported", "preload_links": False}),
     # the kernel's packages and the channel in the site: `%conda install` of what it lacks
     "lite-env-conda": ("kernel", {"bytecode": "imported", "channel_in_site": True}),
 }
@@ -265,6 +271,8 @@ def build_floor(*, cache_dir: Path) -> SiteInfo:
     shutil.copytree(source, out)
     shutil.rmtree(out / "static" / "lite-env", ignore_errors=True)  # no image to fetch
     (out / "static" / "pyodide" / LOADER_NAME).unlink(missing_ok=True)
+    for page in out.glob("*/index.html"):  # the runtime is asked for by the worker alone
+        page.write_text(preload.BLOCK.sub("", page.read_text()))
     (out / "static" / "pyodide" / FLOOR_MODULE).write_text(FLOOR_SOURCE)
     path = out / "jupyter-lite.json"
     config = json.loads(path.read_text())
@@ -295,15 +303,34 @@ def normalize_times(folder: Path) -> None:
             os.utime(os.path.join(root, name), (SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH))
 
 
+def served_compressed(name: str, base: SiteInfo) -> SiteInfo:
+    """A copy of a built variant with a gzip copy beside each file that shrinks (as `lite-env
+    build` writes them): the bench server then sends those to the browser, as a static host
+    with precompressed files or on-the-fly compression would."""
+    out = SITES / name
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(base.folder, out)
+    started = time.perf_counter()
+    precompress(out, leave_out=(CHANNEL_DIR,))
+    normalize_times(out)
+    info = SiteInfo(name, str(out), base.build_s + time.perf_counter() - started, base.packages)
+    info.files, info.notes = dict(base.files), [*base.notes, "served with gzip copies"]
+    return info
+
+
 def build_sites(names: list[str], *, cache_dir: Path, log=print) -> dict[str, SiteInfo]:
-    """Build the named variants (lite-env first: stock and floor take their runtime from it)."""
+    """Build the named variants (lite-env first: stock and floor take their runtime from it;
+    `<variant>+gz` is that variant served compressed)."""
     SITES.mkdir(parents=True, exist_ok=True)
     built = {}
     derived = ("stock", "floor")
-    order = sorted(names, key=lambda n: (n not in ("lite-env", "lite-env-none"), n in derived, n))
-    for name in order:
+    bases = sorted({n.removesuffix(COMPRESSED) for n in names})
+    order = sorted(bases, key=lambda n: (n not in ("lite-env", "lite-env-none"), n in derived, n))
+    for name in [*order, *(n for n in names if n.endswith(COMPRESSED))]:
         log(f"[sites] building {name}")
-        if name == "stock":
+        if name.endswith(COMPRESSED):
+            built[name] = served_compressed(name, built[name.removesuffix(COMPRESSED)])
+        elif name == "stock":
             built[name] = build_stock(cache_dir=cache_dir)
         elif name == "floor":
             built[name] = build_floor(cache_dir=cache_dir)
