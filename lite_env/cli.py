@@ -351,6 +351,14 @@ def cmd_install(args: argparse.Namespace) -> None:
         " precompressed files (lite-env serve, nginx gzip_static, Caddy; on by default)",
     ),
     arg(
+        "--apps",
+        type=lambda text: [app.strip() for app in text.split(",") if app.strip()],
+        default=None,
+        metavar="APP,...",
+        help="keep only these JupyterLite apps: lab, notebooks, tree, edit, repl, consoles"
+        " (default: all); the site leaves out the front-end files only the others use",
+    ),
+    arg(
         "--preload-links",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -395,6 +403,7 @@ def _build_options(spec: EnvSpec, args: argparse.Namespace) -> BuildOptions:
         channel_in_site=args.channel_in_site,
         precompress=args.precompress,
         preload_links=args.preload_links,
+        apps=args.apps,
     )
 
 

@@ -31,6 +31,7 @@ OPTIONS = (
     "exclude-by-package",
     "lazy",
     "channel-in-site",
+    "apps",
 )
 #: The environment's name in its lock file when the input form has no names (pixi's too).
 DEFAULT_ENVIRONMENT = "default"
@@ -183,7 +184,7 @@ def parse_options(section: object, location: str, key: str = OWN_KEY) -> BuildOp
     by_package = section.get("exclude-by-package") or {}
     if not isinstance(by_package, dict):
         raise LiteEnvError(f"{location}: `exclude-by-package` maps package names to patterns")
-    return BuildOptions(
+    options = BuildOptions(
         bytecode=bytecode or "imported",
         preload=_strings(section, "preload", location),
         exclude=_strings(section, "exclude", location),
@@ -194,6 +195,10 @@ def parse_options(section: object, location: str, key: str = OWN_KEY) -> BuildOp
         lazy=lazy,
         channel_in_site=in_site,
     )
+    try:
+        return options.override(apps=_strings(section, "apps", location) or None)
+    except LiteEnvError as error:
+        raise LiteEnvError(f"{location}: {error.message}", hint=error.hint) from None
 
 
 def _strings(section: dict, key: str, location: str) -> tuple[str, ...]:

@@ -17,6 +17,8 @@ Mode = Literal["image", "lock"]
 """image: lite-env's loader writes the image before Python starts; lock: no loader, Pyodide
 installs the archives listed in pyodide-lock.json (slower; site-packages and libraries only)."""
 MODES: tuple[str, ...] = get_args(Mode)
+#: JupyterLite's apps (jupyterlite-core 0.8.6), each a page of the site.
+APPS = ("lab", "notebooks", "tree", "edit", "repl", "consoles")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class BuildOptions:
             instead of before Python starts.
         channel_in_site: the site carries the channels the build solved against (and the
             solver, mambajs), so that `%conda install` in the kernel installs from the site.
+        apps: the JupyterLite apps the site keeps (lab, notebooks, tree, edit, repl, consoles;
+            empty: all), with the shared front-end files only they use.
 
     From the command line (or the addon's settings) only:
         locked: build exactly the lock; fail if it is out of date.
@@ -62,6 +66,7 @@ class BuildOptions:
     contents: tuple[Path, ...] = ()
     precompress: bool = True
     preload_links: bool = True
+    apps: tuple[str, ...] = ()
 
     def override(self, **values: object) -> BuildOptions:
         """These options with the given values in place of theirs; None keeps a value.
@@ -77,6 +82,13 @@ class BuildOptions:
                 raise LiteEnvError(f"`{name}` is one of {', '.join(allowed)}, not {given[name]!r}")
         if "contents" in given:
             given["contents"] = tuple(Path(path) for path in given["contents"])
+        if "apps" in given:
+            unknown_apps = sorted(set(given["apps"]) - set(APPS))
+            if unknown_apps:
+                raise LiteEnvError(
+                    f"no JupyterLite app {unknown_apps[0]!r}", hint=f"apps: {', '.join(APPS)}"
+                )
+            given["apps"] = tuple(given["apps"])
         return replace(self, **given)
 
     @property

@@ -110,6 +110,7 @@ def build_site(
         environments: one kernel each; the first is the site's default kernel, "python".
         output: the site folder.
         options: the site's options: `contents` (files or folders to ship: notebooks, data),
+            `apps` (the JupyterLite apps kept),
             `preload_links` (the default kernel's start files announced in the pages, see
             lite_env.preload) and `precompress` (a `.gz` beside each file that shrinks, see
             lite_env.precompress).
@@ -123,7 +124,7 @@ def build_site(
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        _jupyter_lite_build(staging / "site", options.contents, installed)
+        _jupyter_lite_build(staging / "site", options, installed)
         site = add_environments(staging / "site", environments)
         if options.preload_links:
             add_preload_links(staging / "site", site.kernel_settings)
@@ -266,7 +267,7 @@ def write_loader(folder: Path) -> Path:
 
 
 def _jupyter_lite_build(
-    output: Path, contents: Sequence[Path], extensions: Sequence[LabExtension]
+    output: Path, options: BuildOptions, extensions: Sequence[LabExtension]
 ) -> None:
     with tempfile.TemporaryDirectory() as lite_dir:
         # federated extensions: exactly these, none from sys.prefix (the build venv); what
@@ -279,12 +280,17 @@ def _jupyter_lite_build(
                 "federated_extensions": [str(copy_extension(e, copies)) for e in extensions],
             }
         }
+        if options.apps:
+            config["LiteBuildConfig"] |= {
+                "apps": list(options.apps),
+                "no_unused_shared_packages": True,
+            }
         (Path(lite_dir) / "jupyter_lite_config.json").write_text(json.dumps(config))
         command = [
             sys.executable, "-m", "jupyterlite_core", "build",
             "--lite-dir", lite_dir, "--output-dir", str(output), "--no-sourcemaps",
         ]  # fmt: skip
-        for path in contents:
+        for path in options.contents:
             command += ["--contents", str(path.absolute())]
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)}
         done = subprocess.run(command, capture_output=True, text=True, cwd=lite_dir, env=env)

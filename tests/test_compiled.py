@@ -213,12 +213,19 @@ def upstream_suites(cache_dir: Path, keep: dict[str, tuple[str, ...]]) -> dict[s
     is its own sdist), under share/lite-env-suites/<name>/."""
     files = {}
     for name, prefixes in keep.items():
-        source = recipe_sources(RECIPES / name)[0]
-        with tarfile.open(fetch_source(source, cache_dir=cache_dir)) as sdist:
-            for member in sdist.getmembers():
-                path = member.name.split("/", 1)[-1]
-                if member.isfile() and path.startswith(prefixes):
-                    files[f"{SUITES}/{name}/{path}"] = sdist.extractfile(member).read()
+        sdist = fetch_source(recipe_sources(RECIPES / name)[0], cache_dir=cache_dir)
+        files |= sdist_files(sdist, name, prefixes)
+    return files
+
+
+def sdist_files(sdist: Path, name: str, prefixes: tuple[str, ...]) -> dict[str, bytes]:
+    """The files of an sdist under the path prefixes, as share/lite-env-suites/<name>/..."""
+    files = {}
+    with tarfile.open(sdist) as archive:
+        for member in archive.getmembers():
+            path = member.name.split("/", 1)[-1]
+            if member.isfile() and path.startswith(prefixes):
+                files[f"{SUITES}/{name}/{path}"] = archive.extractfile(member).read()
     return files
 
 

@@ -38,10 +38,12 @@ OWN = {
 
 
 def write_environment(folder: Path, name: str, packages: tuple[str, ...], channel: Path) -> Path:
+    """An environment file that carries its channel; the site keeps two of JupyterLite's apps
+    (the first environment's `apps` are the site's)."""
     path = folder / f"{name.split()[0].lower()}.yml"
     path.write_text(
         f"name: {name}\nchannels:\n  - {json.dumps(str(channel))}\n"
-        "lite-env:\n  channel-in-site: true\n"
+        "lite-env:\n  channel-in-site: true\n  apps: [lab, notebooks]\n"
         "dependencies:\n" + "".join(f"  - {d}\n" for d in (*KERNEL, *packages))
     )
     return path
@@ -89,6 +91,9 @@ def test_each_environment_is_a_kernel_of_lite_envs_extension(built: Build):
     for option, (name, packages) in zip(options, ENVIRONMENTS.items(), strict=True):
         installed = json.loads((site / "channel" / option["liteEnvInstalled"]).read_text())
         assert set(packages) <= {p["name"] for p in installed}, name
+    # the apps the environment file keeps, and no other
+    assert (site / "lab" / "index.html").is_file() and (site / "notebooks" / "index.html").is_file()
+    assert not (site / "tree").exists() and not (site / "repl").exists()
     # each kernel keeps the piplite settings jupyterlite-pyodide-kernel's addon wrote
     stock = config["litePluginSettings"][KERNEL_PLUGIN]
     assert all(k["pipliteUrls"] == stock["pipliteUrls"] for k in kernels)

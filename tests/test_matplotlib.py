@@ -16,12 +16,14 @@ from test_compiled import (
     recipe_channel,
     run_in_pyodide,
     run_json,
+    sdist_files,
     suite_result,
     upstream_suites,
 )
 from test_scientific import SUITE_TIMEOUT, counts
 
 from lite_env.channel.index import index_channel
+from lite_env.channel.sources import PypiSource, fetch_pypi_source
 from lite_env.channel.toolchain import ensure_toolchain
 
 RECIPES = (
@@ -108,6 +110,17 @@ DESELECTED = {
 }  # fmt: skip
 
 
+#: contourpy 1.4.0 is published as wheels only (PEP 783's among them): its tests come from its
+#: last sdist, 1.3.3, and run against the 1.4.0 package.
+CONTOURPY_SDIST = PypiSource(
+    "contourpy==1.3.3",
+    "contourpy-1.3.3.tar.gz",
+    "083e12155b210502d0bca491432bb04d56dc3432f95a979b429f2848c3dbe880",
+    backend="mesonpy",
+)
+CONTOURPY_TESTS = f"{SUITES}/contourpy/tests"
+
+
 @pytest.fixture(scope="module")
 def toolchain(cache_dir):
     return ensure_toolchain(cache_dir)
@@ -120,6 +133,8 @@ def matplotlib_channel(tmp_path_factory, cache_dir, toolchain):
     folder = tmp_path_factory.mktemp("matplotlib")
     channel = recipe_channel(folder, (*RECIPES, "pypi.yaml"), cache_dir)
     files = upstream_suites(cache_dir, {"matplotlib": ("lib/matplotlib/tests/",)})
+    sdist = fetch_pypi_source(CONTOURPY_SDIST, cache_dir=cache_dir)
+    files |= sdist_files(sdist, "contourpy", ("tests/",))
     conda_package(channel, "matplotlib-suite", "1.0", files=files)
     index_channel(channel)
     return channel
@@ -229,3 +244,17 @@ def test_matplotlib_upstream_tests_pass_in_pyodide(matplotlib_image):
     failed = [report[:2] + [report[2][-300:]] for report in reports if report[1] == "failed"]
     assert not failed, failed[:10]
     assert exit_code == 0 and found.get("passed", 0) >= 850, found
+
+
+@pytest.mark.slow
+def test_contourpy_upstream_tests_pass_in_pyodide(matplotlib_image):
+    # contourpy's own "test-no-images" set; tests that start threads or run cppcheck and mypy
+    # in a subprocess cannot run in Pyodide
+    arguments = ["-m", "not image and not threads", "--ignore=test_codebase.py"]
+    code = PYTEST_DRIVER + f"run_suite('/{CONTOURPY_TESTS}', *{arguments!r})\n"
+    exit_code, reports = suite_result(run_in_pyodide(matplotlib_image, code, timeout=SUITE_TIMEOUT))
+    found = counts(reports)
+    print("contourpy upstream tests:", found)
+    failed = [report[:2] + [report[2][-300:]] for report in reports if report[1] == "failed"]
+    assert not failed, failed[:10]
+    assert exit_code == 0 and found.get("passed", 0) >= 100, found

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lite_env.envspec import parse_options
 from lite_env.errors import LiteEnvError
 from lite_env.options import BYTECODE_MODES, MODES, BuildOptions
 from lite_env.spec import read_spec
@@ -57,3 +58,10 @@ def test_a_bad_override_is_a_user_error(values, message):
     with pytest.raises(LiteEnvError) as caught:
         BuildOptions().override(**values)
     assert caught.value.message == message
+
+
+def test_the_apps_a_site_keeps_are_checked():
+    assert parse_options({"apps": ["lab", "repl"]}, "course.yml:9").apps == ("lab", "repl")
+    with pytest.raises(LiteEnvError, match=r"course.yml:9: no JupyterLite app 'jupyterlab'"):
+        parse_options({"apps": ["jupyterlab"]}, "course.yml:9")
+    assert BuildOptions().override(apps=["notebooks"]).apps == ("notebooks",)
