@@ -123,7 +123,8 @@ class LiteEnvAddon(BaseAddon):
             return False
         try:
             site = add_environments(
-                Path(self.manager.output_dir), site_environments(self._environments, prepared)
+                Path(self.manager.output_dir),
+                site_environments(self._environments, prepared, cache_dir=cache_dir()),
             )
             if self._environments[0][1].preload_links:
                 add_preload_links(site.folder, site.kernel_settings)

@@ -635,7 +635,8 @@ def cmd_channel_toolchain(args: argparse.Namespace) -> None:
     " otherwise; only files inside the folder are served.",
 )
 def cmd_channel_serve(args: argparse.Namespace) -> None:
-    _serve(_folder(args.channel, "channel"), args)
+    # any site may read a channel: `%conda install` in a kernel fetches from it
+    _serve(_folder(args.channel, "channel"), args, shared=True)
 
 
 def _serve(
@@ -643,10 +644,16 @@ def _serve(
     args: argparse.Namespace,
     isolate: bool = False,
     immutable: frozenset[str] = frozenset(),
+    shared: bool = False,
 ) -> None:
     try:
         server = make_server(
-            folder, host=args.host, port=args.port, isolate=isolate, immutable=immutable
+            folder,
+            host=args.host,
+            port=args.port,
+            isolate=isolate,
+            immutable=immutable,
+            shared=shared,
         )
     except OSError as error:
         raise LiteEnvError(f"cannot listen on {args.host}:{args.port}", hint=str(error)) from None

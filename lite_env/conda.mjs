@@ -6,14 +6,14 @@
 // site-packages, gives Python the JS module `_lite_env_conda_js` (the solver and the site's
 // channel) and hooks `%conda` into the kernel's IPython shell. mambajs (beside this file, from
 // the channel's own `mambajs` package) is imported at the first solve only. Every request goes
-// to the site's own channel.
+// to the site's own channel, or to the one hosted channel the site names.
 
 // {path under site-packages: source}: conda_magic.py as _lite_env_conda.py and the lite_env
 // and conda_package_streaming modules it imports (put here by lite_env.site).
 const PYTHON = "@python@";
 const PLATFORM = "emscripten-wasm32";
 
-export function setup(pyodide, channelURL, installed = "installed.json") {
+export function setup(pyodide, channelURL, installedURL) {
   // without its trailing slash, as mambajs names channels
   const channel = new URL(channelURL, import.meta.url).href.replace(/\/+$/, "");
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
@@ -26,8 +26,8 @@ export function setup(pyodide, channelURL, installed = "installed.json") {
     solve: async (specs, installed) =>
       JSON.stringify(await solve(channel, JSON.parse(specs), JSON.parse(installed))),
     fetchBytes: async (path) => fetchBytes(`${channel}/${path}`),
+    fetchInstalled: async () => fetchBytes(new URL(installedURL, import.meta.url).href),
     channel,
-    installed,
   });
   pyodide.runPython("import _lite_env_conda; _lite_env_conda.hook()");
 }

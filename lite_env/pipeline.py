@@ -248,7 +248,7 @@ def build_environments(
         prepared.append(prepare_image(spec, options, cache_dir=cache_dir, report=report))
     report("building the site")
     site = build_site(
-        site_environments(environments, prepared),
+        site_environments(environments, prepared, cache_dir=cache_dir),
         output,
         options=environments[0][1],
         extensions=[extension for image in prepared for extension in image.extensions],
@@ -257,10 +257,14 @@ def build_environments(
 
 
 def site_environments(
-    environments: Sequence[tuple[EnvSpec, BuildOptions]], prepared: Sequence[PreparedImage]
+    environments: Sequence[tuple[EnvSpec, BuildOptions]],
+    prepared: Sequence[PreparedImage],
+    *,
+    cache_dir: Path,
 ) -> list[SiteEnvironment]:
     """The site's kernels for the prepared environments: the first is "python"; with several,
-    each is named (and titled) after its environment."""
+    each is named (and titled) after its environment. An environment whose channel the site
+    carries (or points at, when hosted) gets its ChannelSource."""
     several = len(environments) > 1
     names = kernel_names([spec for spec, _ in environments])
     return [
@@ -273,7 +277,9 @@ def site_environments(
             depends=image.depends,
             options=options,
             snapshot=image.snapshot,
-            channel=channel_source(spec, image.lock.records) if options.channel_in_site else None,
+            channel=channel_source(spec, image.lock.records, cache_dir=cache_dir)
+            if options.channel_in_site
+            else None,
         )
         for index, ((spec, options), image) in enumerate(zip(environments, prepared, strict=True))
     ]

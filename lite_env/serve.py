@@ -37,6 +37,7 @@ class StaticHandler(SimpleHTTPRequestHandler):
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
     isolate = False
+    shared = False  # any origin may read the files (CORS): a channel that sites read
     immutable: Collection[str] = frozenset()
     coding: str | None = None  # the content coding sent for this request, if any
     vary = False  # the file has precompressed copies: the answer depends on Accept-Encoding
@@ -92,6 +93,8 @@ class StaticHandler(SimpleHTTPRequestHandler):
             self.send_header("Vary", "Accept-Encoding")
         if self.cache_control:
             self.send_header("Cache-Control", self.cache_control)
+        if self.shared:
+            self.send_header("Access-Control-Allow-Origin", "*")
         if self.isolate:
             self.send_header("Cross-Origin-Opener-Policy", "same-origin")
             self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
@@ -141,13 +144,15 @@ def make_server(
     port: int = 8000,
     isolate: bool = False,
     immutable: Collection[str] = frozenset(),
+    shared: bool = False,
     handler: type[StaticHandler] = StaticHandler,
 ) -> StaticServer:
     """A server for `folder` (not started: call serve_forever); port 0 picks a free port.
 
-    `immutable`: files named by their content (paths relative to the folder); `handler` may
-    be a subclass of StaticHandler (tests log and delay requests with one).
+    `immutable`: files named by their content (paths relative to the folder); `shared`: any
+    origin may read them (Access-Control-Allow-Origin: *); `handler` may be a subclass of
+    StaticHandler (tests log and delay requests with one).
     """
-    settings = {"isolate": isolate, "immutable": frozenset(immutable)}
+    settings = {"isolate": isolate, "immutable": frozenset(immutable), "shared": shared}
     handler = type("Handler", (handler,), settings)
     return StaticServer((host, port), functools.partial(handler, directory=str(folder)))

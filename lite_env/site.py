@@ -157,7 +157,7 @@ def add_environments(site: Path, environments: Sequence[SiteEnvironment]) -> Sit
     Pyodide kernel's plugin is disabled. Images share one folder, where a chunk that several
     environments hold is stored once (chunks are named by their content); environments with
     the same runtime share it; environments that carry their channel share one (they must
-    name the same channels), each with its own installed set.
+    name the same channels); each has its own installed set.
     """
     for environment in environments:
         check_kernel_packages(environment.provides)
@@ -172,8 +172,10 @@ def add_environments(site: Path, environments: Sequence[SiteEnvironment]) -> Sit
         suffix = "" if index == 0 else f"-{environment.kernel}"
         runtime = _runtime_folder(site, environment.runtime_dir, runtimes, suffix)
         settings = _add_environment(site, environment, runtime, lock_name=f"pyodide-lock{suffix}")
-        if environment.channel is not None and environment.options.channel_in_site:
-            if carried is not None and carried != environment.channel.folders:
+        channel = environment.channel
+        if channel is not None and environment.options.channel_in_site:
+            carries = not channel.hosted
+            if carries and carried is not None and carried != channel.folders:
                 raise LiteEnvError(
                     "environments that carry their channel into one site must name the same"
                     f" channels ({environment.kernel} differs)",
@@ -181,12 +183,13 @@ def add_environments(site: Path, environments: Sequence[SiteEnvironment]) -> Sit
                 )
             settings["loadPyodideOptions"] |= add_conda(
                 site,
-                environment.channel,
+                channel,
                 runtime,
                 installed=f"installed{suffix}.json",
                 copy_channel=carried is None,
             )
-            carried = environment.channel.folders
+            if carries:
+                carried = channel.folders
         kernels[environment.kernel] = settings
     _declare_kernels(site / "jupyter-lite.json", environments, kernels)
     return Site(site, kernels)

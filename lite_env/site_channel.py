@@ -1,5 +1,6 @@
-"""The channel a site carries for `%conda install` in its kernel: the packages the build solved
-against, their repodata, the installed set, the solver (mambajs) and `%conda` itself."""
+"""`%conda install` in a site's kernel: the channel the site carries (the packages the build
+solved against and their repodata) or the hosted channel it points at, the installed set, the
+solver (mambajs) and `%conda` itself."""
 
 from __future__ import annotations
 
@@ -7,22 +8,26 @@ import hashlib
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 import conda_package_streaming
 from rattler import RepoDataRecord
 
 from lite_env.archive import canonical_members
 from lite_env.errors import LiteEnvError
+from lite_env.fetch import fetch_packages
 from lite_env.files import read_file_out, read_json, write_atomically
 from lite_env.platform import SUBDIRS
 from lite_env.pyodide_node import PROGRAMS
+from lite_env.solve import solve
 from lite_env.spec import EnvSpec
 from lite_env.verify import verify_package
 
-#: The site's channel folder, and the installed set beside its subdirs.
+#: The site's channel folder, and each environment's installed set (beside its image).
 CHANNEL_DIR = Path("channel")
+INSTALLED_DIR = Path("static") / "lite-env"
 INSTALLED = "installed.json"
 #: The solver's package in the channel, and its one file the kernel imports.
 SOLVER_PACKAGE = "mambajs"
@@ -37,25 +42,45 @@ REPODATA_KEYS = ("packages", "packages.conda")
 
 @dataclass(frozen=True)
 class ChannelSource:
-    """What a site's channel is made of: the channel folders the build solved against, in
-    priority order, and the lock's records (the installed set)."""
+    """Where a kernel's `%conda install` takes packages from, and the lock's records (the
+    installed set).
+
+    Attributes:
+        folders: the channel folders the build solved against, in priority order: the site
+            carries them (empty for a hosted channel).
+        installed: the lock's records.
+        hosted: the URL of the hosted channel the kernel reads instead, if any.
+        solver_package: the hosted channel's mambajs package, fetched and verified.
+    """
 
     folders: tuple[Path, ...]
     installed: tuple[RepoDataRecord, ...]
+    hosted: str | None = None
+    solver_package: Path | None = None
 
 
-def channel_source(spec: EnvSpec, installed: Sequence[RepoDataRecord]) -> ChannelSource:
-    """The environment's channel folders and the lock's records, for add_channel.
+def channel_source(
+    spec: EnvSpec, installed: Sequence[RepoDataRecord], *, cache_dir: Path
+) -> ChannelSource:
+    """The environment's channels for `%conda install`: its folders (the site carries them),
+    or its one hosted channel (the kernel reads it; its mambajs package is fetched for the site).
 
-    Raises LiteEnvError when a channel is a URL: a site carries only channels on this machine.
+    Raises LiteEnvError for channels that are both folders and URLs, several hosted channels,
+    or a hosted channel without mambajs.
     """
-    remote = [channel.entry for channel in spec.channels if channel.local_path is None]
-    if remote:
+    remote = [channel for channel in spec.channels if channel.local_path is None]
+    if not remote:
+        return ChannelSource(tuple(c.local_path for c in spec.channels), tuple(installed))
+    if len(spec.channels) > 1:
         raise LiteEnvError(
-            f"--channel-in-site carries channel folders, not hosted channels ({remote[0]})",
-            hint="use a local copy of the channel, or build without --channel-in-site",
+            "`%conda install` reads either channel folders the site carries or one hosted"
+            f" channel, not {', '.join(c.entry for c in spec.channels)}",
+            hint="name one hosted channel, or local copies of the channels",
         )
-    return ChannelSource(tuple(c.local_path for c in spec.channels), tuple(installed))
+    solver = replace(spec, dependencies=(SOLVER_PACKAGE,), pip=(), pip_hashes=())
+    [record] = fetch_packages(solve(solver, cache_dir=cache_dir), cache_dir=cache_dir)
+    package = Path(urlparse(record.url).path)
+    return ChannelSource((), tuple(installed), remote[0].url.rstrip("/"), package)
 
 
 @dataclass(frozen=True)
@@ -75,22 +100,26 @@ def add_conda(
     installed: str = INSTALLED,
     copy_channel: bool = True,
 ) -> dict:
-    """Put the channel (add_channel, unless `copy_channel` is false: another environment of the
-    site wrote it), the environment's installed set (site/channel/`installed`), the solver and
-    `%conda` (conda.mjs with its Python) into the site, beside the loader in
-    site/`loader_dir`; return the loader's options for them."""
-    if copy_channel:
+    """Put what `%conda` needs into the site: the channel (add_channel, for channel folders,
+    unless `copy_channel` is false: another environment of the site wrote it), the
+    environment's installed set (site/static/lite-env/`installed`), the solver and `%conda`
+    (conda.mjs with its Python), beside the loader in site/`loader_dir`; return the loader's
+    options for them."""
+    if source.hosted:
+        _write_solver(source.solver_package, site / loader_dir)
+    elif copy_channel:
         shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
         add_channel(site, source, site / loader_dir)
     elif not (site / loader_dir / "mambajs.mjs").is_file():
-        _write_solver(site / CHANNEL_DIR, site / loader_dir)
-    write_atomically(site / CHANNEL_DIR / installed, _json(installed_set(source.installed)))
+        _write_solver(_channel_solver(site / CHANNEL_DIR), site / loader_dir)
+    write_atomically(site / INSTALLED_DIR / installed, _json(installed_set(source.installed)))
     text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
     write_atomically(site / loader_dir / CONDA_MODULE.name, text)
+    channel = source.hosted or f"./{CHANNEL_DIR.as_posix()}/"
     return {
         "liteEnvCondaURL": f"./{(loader_dir / CONDA_MODULE.name).as_posix()}",
-        "liteEnvChannelURL": f"./{CHANNEL_DIR.as_posix()}/",
-        "liteEnvInstalled": installed,
+        "liteEnvChannelURL": channel,
+        "liteEnvInstalledURL": f"./{(INSTALLED_DIR / installed).as_posix()}",
     }
 
 
@@ -144,7 +173,7 @@ def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChan
                     count += 1
         document = {"info": {"subdir": subdir}, "repodata_version": 1, **merged}
         write_atomically(folder / subdir / "repodata.json", _json(document))
-    return SiteChannel(folder, count, _write_solver(folder, solver_dir))
+    return SiteChannel(folder, count, _write_solver(_channel_solver(folder), solver_dir))
 
 
 def installed_set(records: Sequence[RepoDataRecord]) -> list[dict]:
@@ -163,9 +192,8 @@ def installed_set(records: Sequence[RepoDataRecord]) -> list[dict]:
     ]
 
 
-def _write_solver(folder: Path, solver_dir: Path) -> Path:
-    """Write the module of the mambajs package (the last by file name) from the site's
-    channel, once the package is verified."""
+def _channel_solver(folder: Path) -> Path:
+    """The mambajs package (the last by file name) of the site's channel."""
     candidates = sorted(folder.glob(f"*/{SOLVER_PACKAGE}-*.conda"), key=lambda path: path.name)
     if not candidates:
         raise LiteEnvError(
@@ -173,7 +201,11 @@ def _write_solver(folder: Path, solver_dir: Path) -> Path:
             hint="build the channel from lite-env's recipes (recipes/mambajs) or leave out"
             " --channel-in-site",
         )
-    package = candidates[-1]
+    return candidates[-1]
+
+
+def _write_solver(package: Path, solver_dir: Path) -> Path:
+    """Write the module of a mambajs package into `solver_dir`, once the package is verified."""
     problems = verify_package(package)
     if problems:
         raise LiteEnvError(f"{package.name}: refused", hint="\n".join(problems))

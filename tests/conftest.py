@@ -188,8 +188,10 @@ def run_in_site(site: Path, code: str, **overrides):
     settings = kernel_settings(site)
     options = dict(settings["loadPyodideOptions"]) | overrides
     with served(site) as base:
-        for key in ("liteEnvManifestURL", "liteEnvSnapshotURL", "liteEnvChannelURL"):
-            if key in options:
+        for key in (
+            "liteEnvManifestURL", "liteEnvSnapshotURL", "liteEnvChannelURL", "liteEnvInstalledURL"
+        ):  # fmt: skip
+            if options.get(key, "").startswith("./"):
                 options[key] = base + options[key].removeprefix("./")
         options["lockFileURL"] = str(site / options["lockFileURL"])
         runtime = site / Path(settings["pyodideUrl"]).parent

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -270,6 +271,9 @@ def test_serving_the_channel_gives_the_same_solution_as_the_folder(
             f"channels: [{url}]\ndependencies:\n  - python 3.14.*\n  - comm\n  - tabulate\n"
         )
         served = lite_env("solve", "--json", project / "environment.yml")
+        # any site may read it: %conda install in a kernel of another origin fetches from it
+        with urllib.request.urlopen(f"{url}noarch/repodata.json") as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
     finally:
         server.send_signal(signal.SIGINT)
         try:

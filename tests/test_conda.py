@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import conda_package, index_channel, run_in_site
+from conftest import conda_package, index_channel, kernel_settings, run_in_site, served
 from forge import link, write_conda
 
 from lite_env.pipeline import Build, build
@@ -63,7 +63,7 @@ def test_the_site_carries_the_channel_the_solver_and_the_installed_set(built, de
         assert sorted(repodata["packages.conda"]) == sorted(
             p.name for p in (default_channel / subdir).glob("*.conda")
         )
-    installed = json.loads((site / "channel" / "installed.json").read_text())
+    installed = json.loads((site / "static" / "lite-env" / "installed.json").read_text())
     assert {p["name"] for p in installed} == {
         r.name.normalized for r in built.prepared.lock.records
     }
@@ -77,6 +77,22 @@ def test_the_site_carries_the_channel_the_solver_and_the_installed_set(built, de
     # the solver panics on a repodata.json sent with Content-Encoding: no gzip copy to send
     assert (site / "static/pyodide/mambajs.mjs.gz").is_file()
     assert not list((site / "channel").rglob("*.gz"))
+
+
+def test_a_site_can_point_at_a_hosted_channel_instead(default_channel, cache_dir, tmp_path):
+    """A hosted channel (a URL) is not carried: the kernel solves and fetches from it, and the
+    site holds only the solver (from the channel's mambajs package) and the installed set."""
+    with served(default_channel) as url:
+        (tmp_path / "environment.yml").write_text(ENVIRONMENT.replace("[./channel]", f"[{url}]"))
+        spec = read_spec(tmp_path / "environment.yml")
+        site = build(spec, tmp_path / "site", cache_dir=cache_dir).site.folder
+        assert not (site / "channel").exists()
+        options = kernel_settings(site)["loadPyodideOptions"]
+        assert options["liteEnvChannelURL"] == url.rstrip("/")
+        assert (site / "static/pyodide/mambajs.mjs").stat().st_size > 4_000_000
+        install, use = run_cells(site, "%conda install pyyaml", USE_YAML)
+    assert install.strip() == "%conda: installed libyaml 0.2.5, pyyaml 6.0.3 (28 files)"
+    assert use == "a:\n- 1\n- 2\n True\n"
 
 
 def test_the_sites_channel_is_byte_reproducible(built, default_channel, tmp_path):

@@ -78,18 +78,19 @@ def test_each_environment_is_a_kernel_of_lite_envs_extension(built: Build):
     # the two environments have one runtime: one copy of it, one loader
     assert {k["pyodideUrl"] for k in kernels} == {"./static/pyodide/lite-env.mjs"}
     assert not list((site / "static").glob("pyodide-*"))
-    # each its own pyodide-lock.json and installed set in the one channel they carry
+    # each its own pyodide-lock.json and installed set, the one channel they carry
     options = [k["loadPyodideOptions"] for k in kernels]
     assert [o["lockFileURL"] for o in options] == [
         "./static/lite-env/pyodide-lock.json",
         "./static/lite-env/pyodide-lock-graphs-and-yaml.json",
     ]
-    assert [o["liteEnvInstalled"] for o in options] == [
-        "installed.json",
-        "installed-graphs-and-yaml.json",
+    assert [o["liteEnvInstalledURL"] for o in options] == [
+        "./static/lite-env/installed.json",
+        "./static/lite-env/installed-graphs-and-yaml.json",
     ]
+    assert {o["liteEnvChannelURL"] for o in options} == {"./channel/"}
     for option, (name, packages) in zip(options, ENVIRONMENTS.items(), strict=True):
-        installed = json.loads((site / "channel" / option["liteEnvInstalled"]).read_text())
+        installed = json.loads((site / option["liteEnvInstalledURL"]).read_text())
         assert set(packages) <= {p["name"] for p in installed}, name
     # the apps the environment file keeps, and no other
     assert (site / "lab" / "index.html").is_file() and (site / "notebooks" / "index.html").is_file()

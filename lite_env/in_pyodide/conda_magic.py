@@ -264,12 +264,11 @@ def _write(plan: tuple[Path, list[tuple[str, Path]]]) -> list[Path]:
 
 
 async def _installed() -> dict:
-    """The installed set by file name: the site's (its file in the channel, e.g.
-    installed.json), then this session's."""
+    """The installed set by file name: the site's (the lock's records), then this session's."""
     if "installed" not in _state:
         import _lite_env_conda_js as js
 
-        document = json.loads(bytes((await js.fetchBytes(js.installed)).to_py()))
+        document = json.loads(bytes((await js.fetchInstalled()).to_py()))
         _state["installed"] = {p["file"]: p for p in document}
     return _state["installed"]
 
