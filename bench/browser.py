@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from machine import foreign_load, sample
 
 from lite_env.serve import StaticHandler, StaticServer
-from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
+from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, notebook_launcher
 
 HOST = "127.0.0.1"
 #: The first cell after idle, and the text its output shows when done.
@@ -244,7 +244,7 @@ def _one_load(
     try:
         page.goto(f"{server.origin}/{LAB_PAGE}", timeout=timeout * 1000)
         load.nav_epoch_ms = page.evaluate("performance.timeOrigin")
-        page.locator(NOTEBOOK_LAUNCHER).click(timeout=timeout * 1000)
+        page.locator(notebook_launcher()).click(timeout=timeout * 1000)
         if floor:
             load.runtime_ready_ms = _wait_floor(server, marks_start, load.nav_epoch_ms, timeout)
         else:

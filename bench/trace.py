@@ -17,7 +17,7 @@ from pathlib import Path
 
 from browser import INIT_SCRIPT, BenchServer
 
-from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, NOTEBOOK_LAUNCHER
+from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, notebook_launcher
 
 CATEGORIES = [
     "disabled-by-default-v8.cpu_profiler",
@@ -41,7 +41,7 @@ def trace_start(playwright, site: Path, out: Path, *, timeout: float = 180) -> d
         page = context.new_page()
         browser.start_tracing(page=page, categories=CATEGORIES)
         page.goto(f"{server.origin}/{LAB_PAGE}", timeout=timeout * 1000)
-        page.locator(NOTEBOOK_LAUNCHER).click(timeout=timeout * 1000)
+        page.locator(notebook_launcher()).click(timeout=timeout * 1000)
         page.wait_for_function(
             "() => window.__bench.idle !== null", polling=100, timeout=timeout * 1000
         )

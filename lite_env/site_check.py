@@ -348,6 +348,11 @@ def site_modules(site: Path, kernel: str | None = None) -> list[str]:
     )
 
 
+def notebook_launcher(kernel: str = PYODIDE_KERNEL) -> str:
+    """The selector of the launcher's card that opens a notebook of `kernel` (its title)."""
+    return f'.jp-LauncherCard[data-category="Notebook"][title={json.dumps(kernel)}]'
+
+
 def kernel_titles(site: Path) -> dict[str, str]:
     """Each kernel of a built site (by name) with its name in the launcher."""
     return {
@@ -377,8 +382,7 @@ def _start_kernel(notebook: Notebook, url: str, kernel: str, timeout: float) -> 
     started = time.perf_counter()
     try:
         page.goto(url, timeout=timeout * 1000)
-        launcher = f'.jp-LauncherCard[data-category="Notebook"][title={json.dumps(kernel)}]'
-        page.locator(launcher).click(timeout=timeout * 1000)
+        page.locator(notebook_launcher(kernel)).click(timeout=timeout * 1000)
         while True:
             try:
                 page.wait_for_function(KERNEL_IDLE, polling=50, timeout=1000)
