@@ -635,8 +635,7 @@ def cmd_channel_toolchain(args: argparse.Namespace) -> None:
     " otherwise; only files inside the folder are served.",
 )
 def cmd_channel_serve(args: argparse.Namespace) -> None:
-    # any site may read a channel: `%conda install` in a kernel fetches from it
-    _serve(_folder(args.channel, "channel"), args, shared=True)
+    _serve(_folder(args.channel, "channel"), args, channel=True)
 
 
 def _serve(
@@ -644,7 +643,7 @@ def _serve(
     args: argparse.Namespace,
     isolate: bool = False,
     immutable: frozenset[str] = frozenset(),
-    shared: bool = False,
+    channel: bool = False,
 ) -> None:
     try:
         server = make_server(
@@ -653,7 +652,7 @@ def _serve(
             port=args.port,
             isolate=isolate,
             immutable=immutable,
-            shared=shared,
+            channel=channel,
         )
     except OSError as error:
         raise LiteEnvError(f"cannot listen on {args.host}:{args.port}", hint=str(error)) from None

@@ -9,6 +9,7 @@ import os
 from collections.abc import Collection, Sequence
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lite_env.precompress import ENCODINGS
 
@@ -23,6 +24,8 @@ CONTENT_TYPES = {
 }
 #: For files named by their content: browsers may keep them without asking again.
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: A channel's index files (each subdir's repodata and shard index): they change in place.
+CHANNEL_INDEXES = ("repodata.json", "repodata_shards")
 
 
 class StaticHandler(SimpleHTTPRequestHandler):
@@ -37,7 +40,7 @@ class StaticHandler(SimpleHTTPRequestHandler):
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **CONTENT_TYPES}
     isolate = False
-    shared = False  # any origin may read the files (CORS): a channel that sites read
+    channel = False  # a conda channel: see make_server
     immutable: Collection[str] = frozenset()
     coding: str | None = None  # the content coding sent for this request, if any
     vary = False  # the file has precompressed copies: the answer depends on Accept-Encoding
@@ -93,8 +96,10 @@ class StaticHandler(SimpleHTTPRequestHandler):
             self.send_header("Vary", "Accept-Encoding")
         if self.cache_control:
             self.send_header("Cache-Control", self.cache_control)
-        if self.shared:
+        if self.channel:
             self.send_header("Access-Control-Allow-Origin", "*")
+            if os.path.basename(urlsplit(self.path).path).startswith(CHANNEL_INDEXES):
+                self.send_header("Cache-Control", "no-store")
         if self.isolate:
             self.send_header("Cross-Origin-Opener-Policy", "same-origin")
             self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
@@ -144,15 +149,18 @@ def make_server(
     port: int = 8000,
     isolate: bool = False,
     immutable: Collection[str] = frozenset(),
-    shared: bool = False,
+    channel: bool = False,
     handler: type[StaticHandler] = StaticHandler,
 ) -> StaticServer:
     """A server for `folder` (not started: call serve_forever); port 0 picks a free port.
 
-    `immutable`: files named by their content (paths relative to the folder); `shared`: any
-    origin may read them (Access-Control-Allow-Origin: *); `handler` may be a subclass of
-    StaticHandler (tests log and delay requests with one).
+    `immutable`: files named by their content (paths relative to the folder); `channel`: the
+    folder is a conda channel: any origin may read it (Access-Control-Allow-Origin: *, for
+    `%conda install` in a site's kernel) and its indexes are never kept by a client (another
+    channel served later at the same URL must not be read through a stale index, whose shards
+    are gone); `handler` may be a subclass of StaticHandler (tests log and delay requests with
+    one).
     """
-    settings = {"isolate": isolate, "immutable": frozenset(immutable), "shared": shared}
+    settings = {"isolate": isolate, "immutable": frozenset(immutable), "channel": channel}
     handler = type("Handler", (handler,), settings)
     return StaticServer((host, port), functools.partial(handler, directory=str(folder)))

@@ -143,11 +143,12 @@ def project(tmp_path: Path, small_channel: Path) -> Path:
 
 
 @contextmanager
-def served(folder: Path) -> Iterator[str]:
-    """Serve a folder on 127.0.0.1 for the block; yields its base URL (ending in /)."""
+def served(folder: Path, *, channel: bool = False) -> Iterator[str]:
+    """Serve a folder on 127.0.0.1 for the block (as a conda channel, with `channel`); yields
+    its base URL (ending in /)."""
     from lite_env.serve import make_server
 
-    server = make_server(folder, port=0)
+    server = make_server(folder, port=0, channel=channel)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

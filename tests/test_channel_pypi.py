@@ -271,9 +271,11 @@ def test_serving_the_channel_gives_the_same_solution_as_the_folder(
             f"channels: [{url}]\ndependencies:\n  - python 3.14.*\n  - comm\n  - tabulate\n"
         )
         served = lite_env("solve", "--json", project / "environment.yml")
-        # any site may read it: %conda install in a kernel of another origin fetches from it
+        # any site may read it (%conda install in a kernel of another origin fetches from it),
+        # and no client keeps its indexes (another channel may be served at the same URL)
         with urllib.request.urlopen(f"{url}noarch/repodata.json") as response:
             assert response.headers["Access-Control-Allow-Origin"] == "*"
+            assert response.headers["Cache-Control"] == "no-store"
     finally:
         server.send_signal(signal.SIGINT)
         try:

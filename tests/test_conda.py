@@ -82,7 +82,7 @@ def test_the_site_carries_the_channel_the_solver_and_the_installed_set(built, de
 def test_a_site_can_point_at_a_hosted_channel_instead(default_channel, cache_dir, tmp_path):
     """A hosted channel (a URL) is not carried: the kernel solves and fetches from it, and the
     site holds only the solver (from the channel's mambajs package) and the installed set."""
-    with served(default_channel) as url:
+    with served(default_channel, channel=True) as url:
         (tmp_path / "environment.yml").write_text(ENVIRONMENT.replace("[./channel]", f"[{url}]"))
         spec = read_spec(tmp_path / "environment.yml")
         site = build(spec, tmp_path / "site", cache_dir=cache_dir).site.folder
