@@ -152,10 +152,11 @@ def _firefox_run(seen: dict, kernel: str, cells: Sequence[str], timeout: float) 
     console = list(seen["console"])
     if seen.get("error"):
         console.append(f"driver: {seen['error']}")  # the lab did not load, or the page went away
-    uncaught = [f"uncaught: {error['text']}" for error in seen["uncaught"]]
+    # Firefox words a worker's uncaught error as "uncaught exception: <message>"
+    errors = [error["text"].removeprefix("uncaught exception: ") for error in seen["uncaught"]]
+    uncaught = [f"uncaught: {text}" for text in errors]
     if seen["idle_s"] is None:
-        first = seen["uncaught"][0]["text"] if seen["uncaught"] else ""
-        raise not_idle(kernel, first, [*console, *uncaught], timeout)
+        raise not_idle(kernel, errors[0] if errors else "", [*console, *uncaught], timeout)
     for code, cell in zip(cells, seen["cells"], strict=False):
         if cell["output"] is None:
             raise cell_timed_out(code, timeout)

@@ -5,6 +5,7 @@ modules, lazy packages included."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,22 @@ def test_lite_env_check_in_firefox_starts_every_kernel_and_imports_lazy_packages
         # the kernel's worker fetched the image (its requests are recorded) from the site
         assert 0 < result["bytes_received"] < result["bytes_decoded"]
         assert result["requests"] > 50
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_corrupt_chunk_stops_the_kernel_in_firefox_with_the_loaders_message(built, tmp_path):
+    broken = shutil.copytree(built.site.folder, tmp_path / "site")
+    image_folder, _ = site_image(broken)
+    chunk = next(image_folder.glob("comm-*.gz"))  # the kernel imports comm as it starts
+    chunk.write_bytes(chunk.read_bytes() + b"x")
+    with pytest.raises(LiteEnvError) as failure:
+        firefox_check.check_site_firefox(
+            broken, imports=["tabulate"], kernel="Python (Tables)", timeout=120
+        )
+    message = failure.value.message
+    assert message.startswith("the kernel Python (Tables) failed to start: lite-env: ")
+    assert f"chunk {chunk.name} of package comm is corrupt" in message
 
 
 def test_a_missing_puppeteer_core_is_a_clear_error(tmp_path, monkeypatch):
