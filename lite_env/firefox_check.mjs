@@ -13,7 +13,7 @@ const task = JSON.parse(await readStdin());
 const { createRequire } = await import("node:module");
 const { launch } = createRequire(`${task.npm_prefix}/package.json`)("puppeteer-core");
 const result = { idle_s: null, cells: [], requests: [], responses: [], console: [], uncaught: [] };
-const started = performance.now();
+let started = performance.now(); // then from the navigation on, as in the Chromium check
 const seconds = (since) => (performance.now() - since) / 1000;
 let browser;
 try {
@@ -25,6 +25,7 @@ try {
   });
   const page = await browser.newPage();
   record(page);
+  started = performance.now();
   await page.goto(task.url, { timeout: task.timeout_s * 1000 });
   await (await page.waitForSelector(task.launcher, { timeout: task.timeout_s * 1000 })).click();
   result.idle_s = await waitIdle(page);
