@@ -4,10 +4,11 @@
 // It reads its task as JSON on standard input: {npm_prefix, firefox, url, launcher, idle, cells,
 // timeout_s, grace_s, screenshot}: the folder npm installed puppeteer-core into, the browser,
 // the lab's URL, the kernel's launcher card (a CSS selector), the idle test (a function's
-// source), the cells to run, where to save a PNG at the end (or null). It opens the page in headless Firefox (WebDriver BiDi), clicks the launcher card, waits
-// until the idle test holds, then runs each cell and reports {idle_s, cells: [{output,
-// seconds}], requests, responses: [{url, length, encoding}], console, uncaught, error}. What to
-// import, how to read the outputs and what counts as a failure is the Python side's.
+// source), the cells to run, where to save a PNG at the end (or null). It opens the page in
+// headless Firefox (WebDriver BiDi), clicks the launcher card, waits until the idle test holds,
+// then runs each cell and reports {idle_s, cells: [{output, seconds}], requests, responses:
+// [{url, length, encoding}], console, uncaught, error}. What to import, how to read the outputs
+// and what counts as a failure is the Python side's.
 
 const task = JSON.parse(await readStdin());
 const { createRequire } = await import("node:module");

@@ -41,9 +41,9 @@ FIREFOX = "/usr/bin/firefox-esr"
 DRIVER = Path(__file__).with_name("firefox_check.mjs")
 #: Where scripts/setup.sh installs puppeteer-core with npm: beside the Python environment.
 NODE_PREFIX = Path(sys.prefix) / "node"
-SETUP_HINT = "bash scripts/setup.sh installs it (Debian's firefox-esr, a pinned puppeteer-core)"
 #: Seconds the driver may take beyond the check's own timeouts (Firefox's start and end).
 SLACK_S = 60
+SETUP_HINT = "bash scripts/setup.sh installs it (Debian's firefox-esr, a pinned puppeteer-core)"
 
 
 @dataclass(frozen=True)
@@ -124,25 +124,26 @@ def run_in_firefox(
     }
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
+    driver = subprocess.Popen(
+        [node, str(DRIVER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    limit = timeout * (1 + len(cells)) + SLACK_S
     try:
-        done = subprocess.run(
-            [node, str(DRIVER)],
-            input=json.dumps(task),
-            capture_output=True,
-            text=True,
-            timeout=timeout * (2 + len(cells)) + SLACK_S,
-        )
+        stdout, stderr = driver.communicate(json.dumps(task), timeout=limit)
     except subprocess.TimeoutExpired:
-        raise LiteEnvError(f"the Firefox check did not end within {timeout:.0f} s") from None
+        _stop(driver)
+        raise LiteEnvError(f"the Firefox check did not end within {limit:.0f} s") from None
     finally:
         server.shutdown()
         server.server_close()
     try:
-        seen = json.loads(done.stdout)
+        seen = json.loads(stdout)
     except json.JSONDecodeError:
-        raise LiteEnvError(
-            "the Firefox driver failed", hint=(done.stderr or done.stdout)[-2000:]
-        ) from None
+        raise LiteEnvError("the Firefox driver failed", hint=(stderr or stdout)[-2000:]) from None
     return _firefox_run(seen, kernel, cells, timeout)
 
 
@@ -174,6 +175,17 @@ def _firefox_run(seen: dict, kernel: str, cells: Sequence[str], timeout: float) 
         console=tuple(console),
         errors=tuple([line for line in console if line.startswith("error:")] + uncaught),
     )
+
+
+def _stop(driver: subprocess.Popen) -> None:
+    """Stop a driver that hangs: SIGTERM, on which puppeteer kills the Firefox it started (in a
+    process group of its own), then SIGKILL."""
+    driver.terminate()
+    try:
+        driver.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        driver.kill()
+        driver.communicate()
 
 
 def _tool(path: str, package: str) -> str:
