@@ -26,6 +26,7 @@ from lite_env.channel.index import index_channel
 from lite_env.channel.pins import add_pypi
 from lite_env.channel.toolchain import ensure_toolchain
 from lite_env.errors import LiteEnvError
+from lite_env.firefox_check import check_site_firefox
 from lite_env.install import install_prefix
 from lite_env.lock import lock_environment, locked_records
 from lite_env.options import BYTECODE_MODES, MODES, BuildOptions
@@ -467,15 +468,23 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 @command(
     "check",
-    "smoke-test a built site in headless Chromium",
+    "smoke-test a built site in headless Chromium or Firefox",
     SITE,
+    arg(
+        "--browser",
+        choices=("chromium", "firefox"),
+        default="chromium",
+        help="chromium (default: /usr/bin/chromium through Playwright) or firefox"
+        " (/usr/bin/firefox-esr through puppeteer-core under node; see scripts/setup.sh)",
+    ),
     arg("--timeout", type=float, default=180, help="seconds (default 180)"),
     arg("--screenshot", type=Path, help="save a screenshot of the page"),
     JSON,
-    description="Serve the site on 127.0.0.1, open it in headless Chromium, start the Pyodide"
-    " kernel (each kernel, in a site of several environments), import every top-level module"
-    " of its environment and report pass/fail per module, the time to kernel ready, and any"
-    " request that left the site. Needs /usr/bin/chromium.",
+    description="Serve the site on 127.0.0.1, open it in headless Chromium (or Firefox), start"
+    " the Pyodide kernel (each kernel, in a site of several environments), import every"
+    " top-level module of its environment and report pass/fail per module, the time to kernel"
+    " ready, and any request that left the site. Needs /usr/bin/chromium (or firefox-esr,"
+    " node and puppeteer-core for --browser firefox).",
 )
 def cmd_check(args: argparse.Namespace) -> None:
     titles = kernel_titles(args.site)
@@ -484,7 +493,8 @@ def cmd_check(args: argparse.Namespace) -> None:
         modules = site_modules(args.site, kernel)
         where = f" of {title}" if len(titles) > 1 else ""
         with stderr.status(f"starting the kernel{where} and importing {len(modules)} modules"):
-            results[kernel] = check_site(
+            check = check_site_firefox if args.browser == "firefox" else check_site
+            results[kernel] = check(
                 args.site,
                 imports=modules,
                 kernel=title,

@@ -1,4 +1,5 @@
-"""Smoke-test a built site in headless Chromium: its kernel starts offline and imports work."""
+"""Smoke-test a built site in headless Chromium: its kernel starts offline and imports work
+(lite_env.firefox_check does the same in Firefox)."""
 
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ class Notebook:
 
     def foreign_requests(self) -> list[str]:
         """Requests to another host than the site's (data:, blob: and the like stay local)."""
-        return list(dict.fromkeys(url for url in self.requests if _leaves_host(url)))
+        return list(dict.fromkeys(url for url in self.requests if leaves_host(url)))
 
     def bytes_received(self) -> int:
         """The bodies' size as sent (compressed where the server sent a precompressed file)."""
@@ -159,18 +160,24 @@ class Notebook:
     def bytes_decoded(self) -> int:
         """The bodies' size once decoded: a precompressed file counts as the site's file it
         stands for."""
-        total = 0
-        for response in self.responses.values():
-            file = self.site / unquote(urlsplit(response.url).path).lstrip("/")
-            if (
-                response.headers.get("content-encoding")
-                and not _leaves_host(response.url)
-                and file.is_file()
-            ):
-                total += file.stat().st_size
-            else:
-                total += int(response.headers.get("content-length", 0))
-        return total
+        return sum(
+            decoded_size(
+                self.site,
+                r.url,
+                int(r.headers.get("content-length", 0)),
+                r.headers.get("content-encoding", ""),
+            )
+            for r in self.responses.values()
+        )
+
+
+def decoded_size(site: Path, url: str, length: int, encoding: str) -> int:
+    """A response body's size once decoded: a precompressed file of the site counts as the
+    site's file it stands for; any other body as sent (`length`)."""
+    file = site / unquote(urlsplit(url).path).lstrip("/")
+    if encoding and not leaves_host(url) and file.is_file():
+        return file.stat().st_size
+    return length
 
 
 def check_site(
@@ -261,9 +268,7 @@ def run_cell(page: Page, code: str, *, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while not re.fullmatch(r"\[\d+\]:", (prompt.text_content() or "").strip()):
         if time.monotonic() > deadline:
-            raise LiteEnvError(
-                f"a cell did not finish within {timeout:.0f} s", hint=f"the cell:\n{code}"
-            )
+            raise cell_timed_out(code, timeout)
         page.wait_for_timeout(100)
     return "\n".join(cell.locator(".jp-OutputArea-output").all_inner_texts())
 
@@ -394,16 +399,29 @@ def _start_kernel(notebook: Notebook, url: str, kernel: str, timeout: float) -> 
                     break
     except PlaywrightError as error:  # the lab did not load, or the page went away
         notebook.console.append(f"playwright: {error.message.splitlines()[0]}")
+    raise not_idle(
+        kernel, notebook.uncaught[0][1] if notebook.uncaught else "", notebook.console, timeout
+    )
+
+
+def not_idle(kernel: str, uncaught: str, console: Sequence[str], timeout: float) -> LiteEnvError:
+    """The error of a kernel that never got idle: its first uncaught error, if any, and the
+    console's last lines."""
     problem = (
-        f"failed to start: {notebook.uncaught[0][1]}"
-        if notebook.uncaught
+        f"failed to start: {uncaught}"
+        if uncaught
         else f"did not become idle within {timeout:.0f} s"
     )
-    raise LiteEnvError(
+    return LiteEnvError(
         f"the kernel {kernel} {problem}",
         hint="the browser console's last lines:\n"
-        + "\n".join(notebook.console[-CONSOLE_TAIL:] or ["(empty)"]),
+        + "\n".join(console[-CONSOLE_TAIL:] or ["(empty)"]),
     )
+
+
+def cell_timed_out(code: str, timeout: float) -> LiteEnvError:
+    """The error of a cell that did not finish in time."""
+    return LiteEnvError(f"a cell did not finish within {timeout:.0f} s", hint=f"the cell:\n{code}")
 
 
 def _record(context: BrowserContext, notebook: Notebook) -> None:
@@ -462,7 +480,9 @@ def _launch(playwright, chromium: str, profile: str) -> BrowserContext:
         ) from None
 
 
-def _leaves_host(url: str) -> bool:
+def leaves_host(url: str) -> bool:
+    """Whether a request goes to another host than the check's (data:, blob: and the like
+    stay local)."""
     parts = urlsplit(url)
     return parts.scheme in ("http", "https", "ws", "wss", "ftp") and parts.hostname != HOST
 
