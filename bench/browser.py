@@ -63,6 +63,10 @@ INIT_SCRIPT = r"""
 """
 
 
+#: The block a throttled response is sent in.
+BLOCK = 64 * 1024
+
+
 class BenchHandler(StaticHandler):
     """lite-env's static handler, logging each request and taking the probes' marks."""
 
@@ -86,7 +90,12 @@ class BenchHandler(StaticHandler):
     def copyfile(self, source, outputfile) -> None:
         start = source.tell()
         try:
-            super().copyfile(source, outputfile)
+            if self.server.bytes_per_s is None:
+                super().copyfile(source, outputfile)
+                return
+            while block := source.read(BLOCK):
+                self.server.throttle(len(block))
+                outputfile.write(block)
         finally:
             self._sent = source.tell() - start
 
@@ -102,12 +111,17 @@ class BenchHandler(StaticHandler):
 
 
 class BenchServer(StaticServer):
-    def __init__(self, folder: Path) -> None:
+    """The site on 127.0.0.1; with `mbit_per_s`, every response body shares one link of that
+    bandwidth (a student's network, not loopback's), in blocks sent in turn."""
+
+    def __init__(self, folder: Path, mbit_per_s: float | None = None) -> None:
         def make(*args, **kwargs):
             return BenchHandler(*args, directory=str(folder), **kwargs)
 
         super().__init__((HOST, 0), make)
         self.folder = folder
+        self.bytes_per_s = mbit_per_s * 1e6 / 8 if mbit_per_s else None
+        self._link_free_at = 0.0
         self.lock = threading.Lock()
         self.log: list[tuple[float, str, str, int, int]] = []
         self.marks: list[tuple[float, dict]] = []
@@ -115,6 +129,14 @@ class BenchServer(StaticServer):
     @property
     def origin(self) -> str:
         return f"http://{HOST}:{self.server_address[1]}"
+
+    def throttle(self, size: int) -> None:
+        """Wait until the shared link has sent `size` more bytes."""
+        with self.lock:
+            start = max(time.monotonic(), self._link_free_at)
+            self._link_free_at = start + size / self.bytes_per_s
+            done = self._link_free_at
+        time.sleep(max(0.0, done - time.monotonic()))
 
 
 @dataclass
@@ -173,11 +195,13 @@ def run_pair(
     warm: bool = True,
     cell: tuple[str, str] = CELL,
     timeout: float = 120,
+    mbit_per_s: float | None = None,
     log=print,
 ) -> list[Load]:
     """A cold load (fresh profile) and, with `warm`, a second load in the same profile; each
-    runs `cell` (code, expected output) once the kernel is idle."""
-    server = BenchServer(site)
+    runs `cell` (code, expected output) once the kernel is idle (the site served over a link
+    of `mbit_per_s`, if given)."""
+    server = BenchServer(site, mbit_per_s)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     loads = []

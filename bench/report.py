@@ -14,8 +14,32 @@ BASE_ORDER = (
     "stock", "lite-env", "lite-env-nolinks", "lite-env-all", "lite-env-none", "lite-env-kernel",
     "lite-env-snapshot", "lite-env-eager", "floor",
 )  # fmt: skip
-#: Each variant as it is, then served compressed (sites.COMPRESSED).
+#: Each variant as it is, then served compressed (sites.COMPRESSED); then over a slower link
+#: (`@<Mbit/s>`, see run.served_over), in the order the loads came.
 ORDER = (*BASE_ORDER, *(f"{v}+gz" for v in BASE_ORDER))
+
+
+#: The start-time ratios reported (for each way the variants were served).
+RATIOS = (
+    ("lite-env", "stock"), ("lite-env-kernel", "stock"), ("lite-env-all", "stock"),
+    ("lite-env-none", "stock"), ("lite-env-snapshot", "stock"), ("lite-env", "floor"),
+    ("lite-env-snapshot", "floor"), ("stock", "floor"), ("lite-env-all", "lite-env"),
+    ("lite-env-none", "lite-env"), ("lite-env", "lite-env-nolinks"), ("lite-env-nolinks", "floor"),
+)  # fmt: skip
+
+
+def label(variant: str) -> str:
+    """A variant's label; `@<Mbit/s>` served over a link of that bandwidth."""
+    site, _, mbit = variant.partition("@")
+    return LABELS.get(site, site) + (f", over {mbit} Mbit/s" if mbit else "")
+
+
+def ordered_variants(loads: list[dict]) -> list[str]:
+    """The variants of the loads: those of ORDER in its order, then the others as they came."""
+    seen = list(dict.fromkeys(ld["variant"] for ld in loads))
+    return [v for v in ORDER if v in seen] + [v for v in seen if v not in ORDER]
+
+
 LABELS = {
     "stock": "(a) stock JupyterLite (micropip + piplite, offline)",
     "lite-env": "(b) lite-env, bytecode imported (default)",
@@ -54,7 +78,7 @@ def summarize(data: dict) -> dict:
     failed = [ld for ld in data["loads"] if not ld["ok"]]
     sites = {name: Path(info["folder"]) for name, info in data.get("sites", {}).items()}
     summary: dict = {}
-    for variant in [v for v in ORDER if any(ld["variant"] == v for ld in data["loads"])]:
+    for variant in ordered_variants(data["loads"]):
         for kind in ("cold", "warm"):
             group = [ld for ld in loads if ld["variant"] == variant and ld["kind"] == kind]
             if not group:
@@ -74,8 +98,9 @@ def summarize(data: dict) -> dict:
                     1 for ld in failed if ld["variant"] == variant and ld["kind"] == kind
                 ),
             }
-            if kind == "cold" and variant in sites:
-                row["transfer"] = transfer(group[0], sites[variant])
+            site = variant.partition("@")[0]
+            if kind == "cold" and site in sites:
+                row["transfer"] = transfer(group[0], sites[site])
             summary[f"{variant}/{kind}"] = row
     return summary
 
@@ -159,7 +184,7 @@ def markdown(data: dict, summary: dict) -> str:
         )
         requests = row["requests"]["median"] if row["requests"] else "–"
         lines.append(
-            f"| {LABELS.get(variant, variant)} | {kind} | {_triple(row['start_ms'])} |"
+            f"| {label(variant)} | {kind} | {_triple(row['start_ms'])} |"
             f" {_triple(row['first_result_ms'])} | {requests:g} |"
             f" {_mb(row['bytes']['median'])} | {gzip_mb} |"
             f" {row['noisy']}/{row['start_ms']['n']}"
@@ -168,14 +193,12 @@ def markdown(data: dict, summary: dict) -> str:
         )
     lines += ["", "Ratios of medians (start time):", ""]
     lines += ["| ratio | cold | warm |", "| --- | --- | --- |"]
-    for a, b in (
-        ("lite-env", "stock"), ("lite-env-kernel", "stock"), ("lite-env-all", "stock"),
-        ("lite-env-none", "stock"), ("lite-env-snapshot", "stock"), ("lite-env", "floor"),
-        ("lite-env-snapshot", "floor"), ("stock", "floor"), ("lite-env-all", "lite-env"),
-        ("lite-env-none", "lite-env"), ("lite-env", "lite-env-nolinks"),
-        ("lite-env-nolinks", "floor"), ("lite-env+gz", "stock+gz"), ("lite-env+gz", "floor+gz"),
-        ("lite-env-nolinks+gz", "floor+gz"), ("lite-env+gz", "lite-env-nolinks+gz"),
-    ):  # fmt: skip
+    # the same comparisons for every way of serving (compressed, over a slower link) in the run
+    ways = dict.fromkeys(v.removeprefix("stock") for v in ordered_variants(data["loads"])
+                         if v.startswith("stock"))  # fmt: skip
+    for a, b in [(a + way, b + way) for way in ways for a, b in RATIOS]:
+        if f"{a}/cold" not in summary or f"{b}/cold" not in summary:
+            continue
         cells = []
         for kind in ("cold", "warm"):
             x, y = summary.get(f"{a}/{kind}"), summary.get(f"{b}/{kind}")
@@ -186,7 +209,7 @@ def markdown(data: dict, summary: dict) -> str:
         lines.append(f"| {a} / {b} | {cells[0]} | {cells[1]} |")
     lines += ["", "Minus the front end (start − the moment the launcher appeared, medians):", ""]
     lines += ["| variant | cold | warm |", "| --- | --- | --- |"]
-    for variant in ORDER:
+    for variant in ordered_variants(data["loads"]):
         cells = []
         for kind in ("cold", "warm"):
             group = [
@@ -243,6 +266,8 @@ def markdown(data: dict, summary: dict) -> str:
         lines += science_markdown(data["science"])
     if data.get("conda"):
         lines += conda_markdown(data["conda"])
+    if data.get("browsers"):
+        lines += browsers_markdown(data["browsers"])
     if data.get("build"):
         lines += build_markdown(data["build"])
     return "\n".join(lines) + "\n"
@@ -264,7 +289,7 @@ def science_markdown(science: dict) -> list[str]:
         noisy = sum(ld["load"]["foreign_share"] > NOISY_SHARE for ld in group)
         mb = statistics.median(ld["bytes_sent"] for ld in group)
         lines.append(
-            f"| {LABELS.get(variant, variant)} | {_triple(stats([ld['idle_ms'] for ld in group]))}"
+            f"| {label(variant)} | {_triple(stats([ld['idle_ms'] for ld in group]))}"
             f" | {_triple(stats([ld['cell_ms'] for ld in group]))}"
             f" | {_triple(stats([ld['first_result_ms'] for ld in group]))}"
             f" | {_mb(mb)} | {noisy}/{len(group)} |"
@@ -300,6 +325,35 @@ def conda_markdown(conda: dict) -> list[str]:
         )
     failed = [ld for ld in conda["loads"] if not ld["ok"]]
     lines += [f"- failed: {ld['case']} rep {ld['rep']}: `{ld['error']}`" for ld in failed]
+    return lines
+
+
+def browsers_markdown(browsers: dict) -> list[str]:
+    """Firefox beside Chromium, driven alike through lite-env's checks."""
+    lines = ["", "## Firefox and Chromium (cold loads, lite-env's checks)", ""]
+    lines += [
+        "Both browsers driven the same way (`lite-env check`, `--browser firefox`: a fresh"
+        " profile, the site served by lite-env's server). Seconds, min / **median** / max;"
+        " cells from Shift+Enter to the output: `print(6*7)`, then (lite-env) the first"
+        f" `{browsers['cells'][1].splitlines()[0]}`, two lazy packages.",
+        "",
+        "| variant | browser | start (s) | first cell (s) | lazy import cell (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    loads = [ld for ld in browsers["loads"] if ld["ok"]]
+    for variant in dict.fromkeys(ld["variant"] for ld in browsers["loads"]):
+        for browser in ("chromium", "firefox"):
+            group = [ld for ld in loads if ld["variant"] == variant and ld["browser"] == browser]
+            if not group:
+                continue
+            cell = [
+                _triple(stats([ld["cell_s"][i] * 1000 for ld in group if len(ld["cell_s"]) > i]))
+                for i in (0, 1)
+            ]
+            start = _triple(stats([ld["idle_s"] * 1000 for ld in group]))
+            lines.append(f"| {variant} | {browser} | {start} | {cell[0]} | {cell[1]} |")
+    failed = [ld for ld in browsers["loads"] if not ld["ok"]]
+    lines += [f"- failed: {ld['variant']} {ld['browser']}: `{ld['error']}`" for ld in failed]
     return lines
 
 

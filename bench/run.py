@@ -4,7 +4,7 @@ the runtime's floor), a profile of the start, and the build's stages and scaling
     python bench/run.py                 # everything, 5 interleaved cold+warm pairs per variant
     python bench/run.py --runs 7
     python bench/run.py --quick         # 1 pair of stock, lite-env and floor; small scaling
-    python bench/run.py --only kernel   # or: profile, science, conda, build (comma-separated)
+    python bench/run.py --only kernel   # or: profile, science, conda, browsers, build
     python bench/run.py --report        # only redo results/report.md and the chart
 
 Results: bench/results/bench.json (everything raw), report.md (tables), kernel-start.png.
@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from browser import run_pair  # noqa: E402
+from browsers import FIRST_CELL, LAZY_CELL, browser_load  # noqa: E402
 from machine import machine_info  # noqa: E402
 from probe import make_probed_site  # noqa: E402
 from report import RESULTS, write_report  # noqa: E402
@@ -62,6 +63,16 @@ CONDA_CELLS = {
     ),
 }
 
+#: Firefox beside Chromium, both through lite-env's checks (bench/browsers.py).
+BROWSER_VARIANTS = ["stock", "lite-env"]
+
+
+def served_over(variant: str) -> tuple[str, float | None]:
+    """A kernel variant's site and link: `lite-env+gz@50` is the lite-env+gz site served over
+    a shared 50 Mbit/s link (bench/browser.py), plain names over loopback."""
+    site, _, mbit = variant.partition("@")
+    return site, float(mbit) if mbit else None
+
 
 def log(message: str) -> None:
     print(message, flush=True)
@@ -74,11 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 pair, 3 variants")
     parser.add_argument("--variants", help="comma-separated subset of: " + ",".join(ALL_VARIANTS))
     parser.add_argument(
-        "--only", help="comma-separated parts: kernel, profile, science, conda, build"
+        "--only", help="comma-separated parts: kernel, profile, science, conda, browsers, build"
     )
     parser.add_argument("--reuse-sites", action="store_true", help="do not rebuild the sites")
     parser.add_argument("--report", action="store_true", help="only rewrite the report")
     parser.add_argument("--timeout", type=float, default=180, help="seconds per page load")
+
     args = parser.parse_args(argv)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -98,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parts = (
         set(args.only.split(",")) if args.only
-        else {"kernel", "profile", "science", "conda", "build"}
+        else {"kernel", "profile", "science", "conda", "browsers", "build"}
     )  # fmt: skip
     data = {
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]] if argv is None else argv),
@@ -112,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "profile": None,
         "science": None,
         "conda": None,
+        "browsers": None,
         "build": None,
     }
     log(f"machine: {data['machine']}")
@@ -120,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         if "kernel" not in parts:
             data["loads"] = previous.get("loads", [])
             data["runs"] = previous.get("runs", runs)
-        for part in ("profile", "science", "conda", "build"):
+        for part in ("profile", "science", "conda", "browsers", "build"):
             if part not in parts:
                 data[part] = previous.get(part)
         if args.reuse_sites:
@@ -134,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         data["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         out.write_text(json.dumps(data, indent=1, default=str))
 
-    if parts & {"kernel", "profile", "science", "conda"}:
-        needed = set(variants) if "kernel" in parts else set()
+    if parts & {"kernel", "profile", "science", "conda", "browsers"}:
+        needed = {served_over(v)[0] for v in variants} if "kernel" in parts else set()
         needed |= set(PROFILED) & set(variants) if "profile" in parts else set()
         needed |= set(SCIENCE_VARIANTS) if "science" in parts else set()
         needed |= {CONDA_VARIANT} if "conda" in parts else set()
+        needed |= set(BROWSER_VARIANTS) if "browsers" in parts else set()
         sites_json = SITES.parent / "sites.json"
         if args.reuse_sites and sites_json.exists():
             known = json.loads(sites_json.read_text())
@@ -157,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
                 order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
                 log(f"[kernel] rep {rep + 1}/{runs}: {' '.join(order)}")
                 for variant in order:
+                    site, mbit = served_over(variant)
                     pair = run_pair(
-                        playwright, variant, Path(data["sites"][variant]["folder"]), rep,
-                        floor=variant == "floor", timeout=args.timeout, log=log,
+                        playwright, variant, Path(data["sites"][site]["folder"]), rep,
+                        floor=site.startswith("floor"), timeout=args.timeout, mbit_per_s=mbit,
+                        log=log,
                     )  # fmt: skip
                     data["loads"] += [asdict(load) for load in pair]
                     save()
@@ -233,6 +249,18 @@ def main(argv: list[str] | None = None) -> int:
                     data["conda"]["loads"] += [asdict(load) | {"case": case} for load in pair]
                     save()
 
+    if "browsers" in parts:
+        data["browsers"] = {"cells": [FIRST_CELL, LAZY_CELL], "loads": []}
+        for rep in range(runs):
+            log(f"[browsers] rep {rep + 1}/{runs}")
+            for browser in ("chromium", "firefox")[:: 1 if rep % 2 == 0 else -1]:
+                for variant in BROWSER_VARIANTS:
+                    site = Path(data["sites"][variant]["folder"])
+                    load = browser_load(browser, variant, site, rep, args.timeout)
+                    log(f"  {browser:9} {variant:10} {load}")
+                    data["browsers"]["loads"].append(load)
+                    save()
+
     if "build" in parts:
         from build_bench import pack_scaling, stage_times
 
@@ -243,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         save()
 
     save()
-    if data["loads"] or data["profile"] or data["science"] or data["conda"] or data["build"]:
+    if any(data[part] for part in ("loads", "profile", "science", "conda", "browsers", "build")):
         write_report(data)
         save()
         log(f"wrote {out}, {RESULTS / 'report.md'}, {RESULTS / 'kernel-start.png'}")
