@@ -11,7 +11,7 @@ from browser import category, gzip_size
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE_ORDER = (
-    "stock", "lite-env", "lite-env-nolinks", "lite-env-all", "lite-env-none", "lite-env-kernel",
+    "stock", "lite-env", "lite-env-links", "lite-env-all", "lite-env-none", "lite-env-kernel",
     "lite-env-snapshot", "lite-env-eager", "floor",
 )  # fmt: skip
 #: Each variant as it is, then served compressed (sites.COMPRESSED); then over a slower link
@@ -24,7 +24,7 @@ RATIOS = (
     ("lite-env", "stock"), ("lite-env-kernel", "stock"), ("lite-env-all", "stock"),
     ("lite-env-none", "stock"), ("lite-env-snapshot", "stock"), ("lite-env", "floor"),
     ("lite-env-snapshot", "floor"), ("stock", "floor"), ("lite-env-all", "lite-env"),
-    ("lite-env-none", "lite-env"), ("lite-env", "lite-env-nolinks"), ("lite-env-nolinks", "floor"),
+    ("lite-env-none", "lite-env"), ("lite-env-links", "lite-env"), ("lite-env-links", "floor"),
 )  # fmt: skip
 
 
@@ -48,7 +48,7 @@ LABELS = {
     "lite-env-kernel": "(b4) lite-env, kernel packages only (stock's set)",
     "lite-env-snapshot": "(b5) lite-env + memory snapshot",
     "lite-env-eager": "(b6) lite-env, no lazy packages",
-    "lite-env-nolinks": "(b7) lite-env without the pages' preload links",
+    "lite-env-links": "(b7) lite-env with the pages' preload links",
     "floor": "(c) floor: runtime only",
 }
 LABELS |= {f"{v}+gz": f"{label}, served gzip" for v, label in LABELS.items()}

@@ -56,7 +56,7 @@ LITE_ENV_VARIANTS = {
     "lite-env-kernel": ("kernel", {"bytecode": "imported"}),
     "lite-env-snapshot": ("default", {"bytecode": "imported", "snapshot": True}),
     "lite-env-eager": ("default", {"bytecode": "imported", "lazy": False}),
-    "lite-env-nolinks": ("default", {"bytecode": "imported", "preload_links": False}),
+    "lite-env-links": ("default", {"bytecode": "imported", "preload_links": True}),
     # the kernel's packages and the channel in the site: `%conda install` of what it lacks
     "lite-env-conda": ("kernel", {"bytecode": "imported", "channel_in_site": True}),
 }

@@ -49,7 +49,8 @@ class BuildOptions:
             for servers that send those as they are (lite-env serve, nginx, Caddy); only
             `lite-env build` does (the addon's site may still change after it).
         preload_links: announce the kernel's start files in the pages of the apps that start
-            a kernel, so the browser fetches them while the front end boots (lite_env.preload).
+            a kernel, so the browser fetches them while the front end boots (lite_env.preload;
+            off by default: no start was faster with them in the benchmark).
     """
 
     bytecode: Bytecode = "imported"
@@ -65,7 +66,7 @@ class BuildOptions:
     allow_pypi: bool = False
     contents: tuple[Path, ...] = ()
     precompress: bool = True
-    preload_links: bool = True
+    preload_links: bool = False
     apps: tuple[str, ...] = ()
 
     def override(self, **values: object) -> BuildOptions:
