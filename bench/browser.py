@@ -96,6 +96,8 @@ class BenchHandler(StaticHandler):
             while block := source.read(BLOCK):
                 self.server.throttle(len(block))
                 outputfile.write(block)
+        except ConnectionError:  # the page went away mid-file (a floor load ends early)
+            pass
         finally:
             self._sent = source.tell() - start
 
