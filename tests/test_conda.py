@@ -12,6 +12,7 @@ from forge import link, write_conda
 
 from lite_env.pipeline import Build, build
 from lite_env.site_channel import ChannelSource, add_channel
+from lite_env.site_check import open_notebook, run_cell
 from lite_env.spec import read_spec
 
 pytestmark = pytest.mark.slow
@@ -143,6 +144,20 @@ def test_conda_env_export_writes_an_environment_file_a_teacher_can_use(built, tm
     assert {"pyyaml", "libyaml", "tabulate"} <= pinned.keys()
     assert len(pinned) == len(built.prepared.lock.records) + 3
     assert [c.entry for c in spec.channels][0].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.browser
+def test_in_the_browser_conda_install_adds_a_package_used_in_the_next_cell(built):
+    """The page's own kernel (headless Chromium, the site served offline): an install with a
+    dependency and a shared library, its use in the next cell, an unknown package."""
+    with open_notebook(built.site.folder) as notebook:
+        install = run_cell(notebook.page, "%conda install pyyaml", timeout=120)
+        use = run_cell(notebook.page, USE_YAML)
+        unknown = run_cell(notebook.page, "%conda install nosuchpkg", timeout=120)
+        assert not notebook.foreign_requests()
+    assert install.strip() == "%conda: installed libyaml 0.2.5, pyyaml 6.0.3 (28 files)"
+    assert use.split() == ["a:", "-", "1", "-", "2", "True"]
+    assert "Cannot solve the request" in unknown and "Traceback" not in unknown
 
 
 def test_a_package_whose_bytes_differ_from_its_record_is_refused_and_nothing_written(
