@@ -23,6 +23,7 @@ never reach the site.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
@@ -37,6 +38,8 @@ from lite_env.kernel import KERNEL_DISTRIBUTION, KERNEL_EXTENSION
 
 #: Where a prefix keeps its federated JupyterLab extensions.
 LABEXTENSIONS = Path("share") / "jupyter" / "labextensions"
+#: An npm package name (an extension's folder under LABEXTENSIONS): never a path elsewhere.
+NPM_NAME = re.compile(r"(@[A-Za-z0-9~-][A-Za-z0-9._~-]*/)?[A-Za-z0-9~-][A-Za-z0-9._~-]*")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ def environment_extensions(prefix: Path) -> tuple[LabExtension, ...]:
             continue  # a source extension needs a JupyterLab build: jupyterlite-core skips it too
         relative = package_json.relative_to(prefix).as_posix()
         prefix_file(prefix, relative)  # no folder on the way is a symlink
+        folder = package_json.parent.relative_to(root).as_posix()
+        if document["name"] != folder or not NPM_NAME.fullmatch(folder):
+            raise LiteEnvError(
+                f"{relative}: the extension's name {document['name']!r} is not its folder's",
+                hint="a JupyterLab extension lives in share/jupyter/labextensions/<its npm"
+                f" name>/ ({owners.get(relative) or 'no package claims it'})",
+            )
         found.append(
             LabExtension(
                 name=document["name"],
@@ -151,6 +161,8 @@ def copy_extension(extension: LabExtension, extensions_dir: Path) -> Path:
     copy, the addon copies into the site's `extensions/`. A symlink or special file in the
     extension is refused (LiteEnvError), never followed, so no host file reaches a site.
     """
+    if not NPM_NAME.fullmatch(extension.name):
+        raise LiteEnvError(f"{extension.folder}: {extension.name!r} is not an extension's name")
     target = extensions_dir / extension.name
     shutil.rmtree(target, ignore_errors=True)
     copy_folder_out(extension.folder, target, skip=".map")

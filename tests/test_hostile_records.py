@@ -280,6 +280,28 @@ def test_an_extension_behind_a_symlinked_folder_is_refused(tmp_path):
         environment_extensions(prefix)
 
 
+@pytest.mark.parametrize("name", ["/tmp/lite-env-evil", "../../../outside", "@x/../../up", "other"])
+def test_an_extension_named_anything_but_its_folder_is_refused(tmp_path, name):
+    """An extension's copy goes to `<extensions>/<its name>`, replacing what is there: a name
+    that is a path (or another extension's) would delete and write a folder of its choice."""
+    from lite_env.errors import LiteEnvError
+    from lite_env.extensions import LabExtension, copy_extension, environment_extensions
+
+    folder = _prefix_with_extension(tmp_path / "prefix")
+    document = json.loads((folder / "package.json").read_text())
+    (folder / "package.json").write_text(json.dumps({**document, "name": name}))
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "kept").write_text("kept")
+    with pytest.raises(LiteEnvError, match="is not its folder's"):
+        environment_extensions(tmp_path / "prefix")
+    hostile = LabExtension(name=name, version="1.0", package="evil 1.0", folder=folder)
+    extensions = tmp_path / "site" / "a" / "b" / "extensions"
+    if name != "other":
+        with pytest.raises(LiteEnvError, match="is not an extension's name"):
+            copy_extension(hostile, extensions)
+    assert (tmp_path / "outside" / "kept").read_text() == "kept"
+
+
 EXTENSION = "share/jupyter/labextensions/evil-ext"
 
 
