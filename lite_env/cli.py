@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.filesize import decimal
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -210,6 +211,12 @@ def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> No
     Console(highlight=False, markup=False).print(table)
 
 
+def _plain(text: str) -> str:
+    """Text from an environment file or a site, shown as it is in a status line (rich reads
+    markup there): markup escaped, control characters dropped."""
+    return escape("".join(c for c in text if c.isprintable()))
+
+
 def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2))
 
@@ -381,7 +388,7 @@ def cmd_build(args: argparse.Namespace) -> None:
             [(spec, _build_options(spec, args)) for spec in specs],
             args.output,
             cache_dir=cache_dir(args.cache_dir),
-            report=lambda message: status.update(message),
+            report=lambda message: status.update(_plain(message)),
         )
     for warning in result.warnings():
         stderr.print(labelled("warning:", "yellow", str(warning)))
@@ -493,7 +500,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     for kernel, title in titles.items():
         modules = site_modules(args.site, kernel)
         where = f" of {title}" if len(titles) > 1 else ""
-        with stderr.status(f"starting the kernel{where} and importing {len(modules)} modules"):
+        doing = f"starting the kernel{where} and importing {len(modules)} modules"
+        with stderr.status(_plain(doing)):
             check = check_site_firefox if args.browser == "firefox" else check_site
             results[kernel] = check(
                 args.site,
@@ -590,7 +598,7 @@ def cmd_channel_build(args: argparse.Namespace) -> None:
             args.recipes,
             args.output,
             cache_dir=cache_dir(args.cache_dir),
-            report=lambda message: status.update(message),
+            report=lambda message: status.update(_plain(message)),
         )
     for line in result.lines():
         stderr.print(line, markup=False)
@@ -627,7 +635,7 @@ def cmd_channel_verify(args: argparse.Namespace) -> None:
 def cmd_channel_toolchain(args: argparse.Namespace) -> None:
     with stderr.status("setting up the emscripten toolchain") as status:
         toolchain = ensure_toolchain(
-            cache_dir(args.cache_dir), report=lambda message: status.update(message)
+            cache_dir(args.cache_dir), report=lambda message: status.update(_plain(message))
         )
     if args.json:
         _print_json(toolchain.to_json())

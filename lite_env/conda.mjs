@@ -4,8 +4,8 @@
 // The loader (lite-env.mjs) calls `setup` once Pyodide has started, when the site carries its
 // channel (`lite-env build --channel-in-site`). It writes the Python modules below into
 // site-packages, gives Python the JS module `_lite_env_conda_js` (the solver and the site's
-// channel) and hooks `%conda` into the kernel's IPython shell. mambajs (beside this file, from
-// the channel's own `mambajs` package) is imported at the first solve only. Every request goes
+// channel) and hooks `%conda` into the kernel's IPython shell. mambajs (the environment's, from
+// its channel's own `mambajs` package, at solverURL) is imported at the first solve only. Every request goes
 // to the site's own channel, or to the one hosted channel the site names.
 
 // {path under site-packages: source}: conda_magic.py as _lite_env_conda.py and the lite_env
@@ -13,7 +13,7 @@
 const PYTHON = "@python@";
 const PLATFORM = "emscripten-wasm32";
 
-export function setup(pyodide, channelURL, installedURL) {
+export function setup(pyodide, channelURL, installedURL, solverURL) {
   // without its trailing slash, as mambajs names channels
   const channel = new URL(channelURL, import.meta.url).href.replace(/\/+$/, "");
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
@@ -24,7 +24,9 @@ export function setup(pyodide, channelURL, installedURL) {
   }
   pyodide.registerJsModule("_lite_env_conda_js", {
     solve: async (specs, installed) =>
-      JSON.stringify(await solve(channel, JSON.parse(specs), JSON.parse(installed))),
+      JSON.stringify(
+        await solve(solverURL, channel, JSON.parse(specs), JSON.parse(installed)),
+      ),
     fetchBytes: async (path) => fetchBytes(`${channel}/${path}`),
     fetchInstalled: async () => fetchBytes(new URL(installedURL, import.meta.url).href),
     channel,
@@ -38,8 +40,8 @@ let mambajs = null;
  * meets `specs`, solved by mambajs over the site's channel; the installed packages are its
  * locked packages, so the solver keeps them unless it must move them. Throws the solver's
  * explanation. */
-export async function solve(channel, specs, installed) {
-  mambajs ??= await import(new URL("./mambajs.mjs", import.meta.url).href);
+export async function solve(solverURL, channel, specs, installed) {
+  mambajs ??= await import(new URL(solverURL, import.meta.url).href);
   const packages = {};
   for (const p of installed) {
     packages[p.file] = {

@@ -11,7 +11,7 @@ import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lite_env.archive import name_problem
@@ -140,3 +140,17 @@ def read_small_file(path: Path, limit: int) -> bytes:
     if len(data) > limit:
         raise LiteEnvError(f"{path}: larger than {limit:,} bytes; refusing to read it")
     return data
+
+
+def site_path(url: str) -> PurePosixPath:
+    """A site-relative URL of a site's settings ("./static/...") as a path inside the site.
+
+    Raises LiteEnvError for an absolute path, a `..` or anything but a plain relative URL:
+    settings read from a site are never a way out of it.
+    """
+    if not isinstance(url, str) or "://" in url or url.startswith("/"):
+        raise LiteEnvError(f"the site's settings name {url!r}, not a file of the site")
+    path = PurePosixPath(url.split("?")[0].removeprefix("./"))
+    if not path.parts or ".." in path.parts or "\\" in url:
+        raise LiteEnvError(f"the site's settings name {url!r}, not a file of the site")
+    return path

@@ -12,9 +12,9 @@
 //                       start falls back to a cold boot with a console warning.
 //   liteEnvPrefetch     false: lazy chunks are fetched only when imported (default: true,
 //                       fetched in the background after the start)
-//   liteEnvCondaURL, liteEnvChannelURL, liteEnvInstalledURL
+//   liteEnvCondaURL, liteEnvChannelURL, liteEnvInstalledURL, liteEnvSolverURL
 //                       `%conda install` in the kernel (conda.mjs) from the site's channel
-//                       (or a hosted one), with the environment's installed set.
+//                       (or a hosted one), with the environment's installed set and solver.
 //   liteEnvImports      modules the kernel imports as it starts, imported here first: the
 //                       kernel imports them with /drive as its working directory, where the
 //                       path finder asks the page for every new top-level name ('' is on
@@ -37,7 +37,8 @@ const FORMAT = "lite-env-image/1";
 export async function loadPyodide(options = {}) {
   const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
   const { liteEnvSnapshotURL, liteEnvSnapshotSha256, ...more } = rest;
-  const { liteEnvCondaURL, liteEnvChannelURL, liteEnvInstalledURL, ...others } = more;
+  const { liteEnvCondaURL, liteEnvChannelURL, ...conda } = more;
+  const { liteEnvInstalledURL, liteEnvSolverURL, ...others } = conda;
   const { liteEnvImports = [], liteEnvPrefetch = true, ...runtimeOptions } = others;
   if (!liteEnvManifestURL) {
     return loadPyodideRuntime(options);
@@ -69,7 +70,7 @@ export async function loadPyodide(options = {}) {
   importModules(started, liteEnvImports);
   if (liteEnvCondaURL) {
     const conda = await import(new URL(liteEnvCondaURL, import.meta.url).href);
-    conda.setup(started, liteEnvChannelURL, liteEnvInstalledURL);
+    conda.setup(started, liteEnvChannelURL, liteEnvInstalledURL, liteEnvSolverURL);
   }
   return started;
 }

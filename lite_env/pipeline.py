@@ -285,6 +285,10 @@ def site_environments(
     ]
 
 
+#: The longest kernel name (it names files of the site).
+KERNEL_NAME_MAX = 64
+
+
 def kernel_title(spec: EnvSpec) -> str:
     """What names an environment's kernel: its `name:`, else its file's name."""
     return spec.name or spec.path.stem
@@ -297,7 +301,8 @@ def kernel_names(specs: Sequence[EnvSpec]) -> list[str]:
     Raises LiteEnvError when two would have the same name.
     """
     names = ["python"] + [
-        re.sub(r"[^a-z0-9]+", "-", kernel_title(spec).lower()).strip("-") or "environment"
+        re.sub(r"[^a-z0-9]+", "-", kernel_title(spec).lower()).strip("-")[:KERNEL_NAME_MAX]
+        or "environment"
         for spec in specs[1:]
     ]
     clashing = sorted({name for name in names if names.count(name) > 1})
@@ -352,13 +357,24 @@ def _make_image(
 
 
 def _publish(staging: Path, work: Path) -> None:
-    """Move a finished build to its place, unless an equal one (same key) got there first."""
+    """Move a finished build to its place, unless an equal one (same key) got there first; a
+    folder left there by a build cut short is moved aside (never deleted in place, where
+    another process may just have put its finished build)."""
     try:
         staging.rename(work)
+        return
     except OSError:
-        if _read_record(work) is None:  # a folder left by a build cut short: replace it
-            shutil.rmtree(work, ignore_errors=True)
-            staging.rename(work)
+        if _read_record(work) is not None:
+            return
+    trash = Path(tempfile.mkdtemp(prefix=f".{work.name}.trash-", dir=work.parent))
+    try:
+        work.rename(trash / "torn")
+        staging.rename(work)
+    except OSError:
+        if _read_record(work) is None:
+            raise LiteEnvError(f"{work}: cannot replace a torn build", hint="delete it") from None
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _unreadable(work: Path) -> NoReturn:

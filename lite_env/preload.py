@@ -15,13 +15,13 @@ them, on loopback (where the start is bound by the CPU) or over a shared 20 or 4
 
 from __future__ import annotations
 
-import json
+import html
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from lite_env.errors import LiteEnvError
-from lite_env.files import read_json
+from lite_env.files import read_json, site_path
 
 #: The JupyterLite apps whose page starts a kernel; the file browser (tree) and editor do not.
 KERNEL_APPS = ("lab", "notebooks", "repl", "consoles")
@@ -36,16 +36,16 @@ def start_files(site: Path, settings: dict) -> list[tuple[str, bool]]:
     """The files a kernel with these settings loads as it starts, as (path relative to the
     site, whether it is a module), in the order the start needs them."""
     options = settings.get("loadPyodideOptions", {})
-    loader = _site_path(settings["pyodideUrl"])
+    loader = site_path(settings["pyodideUrl"])
     runtime = loader.parent
     files = [(loader, True)]
     files += [(runtime / name, True) for name in RUNTIME_MODULES if runtime / name != loader]
     files += [(runtime / name, False) for name in RUNTIME_FETCHES]
-    files += [(_site_path(options["lockFileURL"]), False)]
+    files += [(site_path(options["lockFileURL"]), False)]
     if options.get("liteEnvSnapshotURL"):
-        files.append((_site_path(options["liteEnvSnapshotURL"]), False))
+        files.append((site_path(options["liteEnvSnapshotURL"]), False))
     if options.get("liteEnvManifestURL"):
-        manifest = _site_path(options["liteEnvManifestURL"])
+        manifest = site_path(options["liteEnvManifestURL"])
         chunks = read_json(site / manifest, what="image manifest", keys=("chunks",))
         files.append((manifest, False))
         files += [(manifest.parent / c["file"], False) for c in chunks if not c.get("lazy")]
@@ -72,15 +72,7 @@ def add_preload_links(site: Path, settings: dict) -> list[Path]:
 
 
 def _link(href: str, module: bool) -> str:
-    href = json.dumps(href.replace(os.sep, "/"))
+    href = html.escape(href.replace(os.sep, "/"), quote=True)
     if module:
-        return f'<link rel="modulepreload" href={href}>'
-    return f'<link rel="preload" href={href} as="fetch" crossorigin="anonymous">'
-
-
-def _site_path(url: str) -> PurePosixPath:
-    """A site-relative URL of the kernel's settings ("./static/...") as a path."""
-    path = PurePosixPath(url.split("?")[0].removeprefix("./"))
-    if path.is_absolute() or ".." in path.parts:
-        raise LiteEnvError(f"the kernel's settings name {url!r}, not a file of the site")
-    return path
+        return f'<link rel="modulepreload" href="{href}">'
+    return f'<link rel="preload" href="{href}" as="fetch" crossorigin="anonymous">'

@@ -26,6 +26,8 @@ CONTENT_TYPES = {
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: A channel's index files (each subdir's repodata and shard index): they change in place.
 CHANNEL_INDEXES = ("repodata.json", "repodata_shards")
+#: The files of a channel that any page may read (the packages, indexes and shards).
+CHANNEL_FILES = (".conda", ".tar.bz2", ".json", ".json.zst", ".msgpack.zst")
 
 
 class StaticHandler(SimpleHTTPRequestHandler):
@@ -96,14 +98,22 @@ class StaticHandler(SimpleHTTPRequestHandler):
             self.send_header("Vary", "Accept-Encoding")
         if self.cache_control:
             self.send_header("Cache-Control", self.cache_control)
-        if self.channel:
+        name = os.path.basename(urlsplit(self.path).path)
+        if self.channel and name.endswith(CHANNEL_FILES):
             self.send_header("Access-Control-Allow-Origin", "*")
-            if os.path.basename(urlsplit(self.path).path).startswith(CHANNEL_INDEXES):
+            if name.startswith(CHANNEL_INDEXES):
                 self.send_header("Cache-Control", "no-store")
         if self.isolate:
             self.send_header("Cross-Origin-Opener-Policy", "same-origin")
             self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         super().end_headers()
+
+    def list_directory(self, path):
+        """A folder's listing, except in a channel (any page may read a channel's files)."""
+        if self.channel:
+            self.send_error(404)
+            return None
+        return super().list_directory(path)
 
     def log_message(self, format: str, *args) -> None:
         pass
@@ -156,7 +166,8 @@ def make_server(
 
     `immutable`: files named by their content (paths relative to the folder); `channel`: the
     folder is a conda channel: any origin may read it (Access-Control-Allow-Origin: *, for
-    `%conda install` in a site's kernel) and its indexes are never kept by a client (another
+    `%conda install` in a site's kernel; no listing of its folders) and its indexes are never
+    kept by a client (another
     channel served later at the same URL must not be read through a stale index, whose shards
     are gone); `handler` may be a subclass of StaticHandler (tests log and delay requests with
     one).

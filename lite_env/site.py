@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, copy_extension, site_extensions
-from lite_env.files import read_file_out, read_json, sha256, write_atomically
+from lite_env.files import read_file_out, read_json, sha256, site_path, write_atomically
 from lite_env.kernel import (
     KERNEL_BOOTSTRAP,
     KERNEL_IMPORTS,
@@ -323,11 +323,18 @@ def site_kernels(site: Path) -> dict[str, dict]:
             raise LiteEnvError(f"{site / 'jupyter-lite.json'}: its kernels have no names")
         return {kernel["name"]: kernel for kernel in kernels}
     keys = (*keys, KERNEL_PLUGIN)
-    return {"python": read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)}
+    settings = read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)
+    if not _named({**settings, "name": "python"} if isinstance(settings, dict) else None):
+        raise LiteEnvError(f"{site / 'jupyter-lite.json'}: the kernel's settings are not a mapping")
+    return {"python": settings}
 
 
 def _named(kernel: object) -> bool:
-    return isinstance(kernel, dict) and isinstance(kernel.get("name"), str)
+    return (
+        isinstance(kernel, dict)
+        and isinstance(kernel.get("name"), str)
+        and isinstance(kernel.get("loadPyodideOptions", {}), dict)
+    )
 
 
 def kernel_settings(site: Path) -> dict:
@@ -346,7 +353,7 @@ def content_addressed(site: Path) -> frozenset[str]:
         options = settings.get("loadPyodideOptions", {})
         named.append(options.get("liteEnvSnapshotURL"))
         if options.get("liteEnvManifestURL"):
-            manifest = site / options["liteEnvManifestURL"]
+            manifest = site / site_path(options["liteEnvManifestURL"])
             chunks = read_json(manifest, what="image manifest", keys=("chunks",))
             folder = Path(options["liteEnvManifestURL"]).parent
             named.append(options["liteEnvManifestURL"])

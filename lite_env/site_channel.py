@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import conda_package_streaming
 from rattler import RepoDataRecord
@@ -77,19 +78,40 @@ def channel_source(
             f" channel, not {', '.join(c.entry for c in spec.channels)}",
             hint="name one hosted channel, or local copies of the channels",
         )
+    url = remote[0].url.rstrip("/")
+    _check_public(url, spec)
     solver = replace(spec, dependencies=(SOLVER_PACKAGE,), pip=(), pip_hashes=())
-    [record] = fetch_packages(solve(solver, cache_dir=cache_dir), cache_dir=cache_dir)
-    package = Path(urlparse(record.url).path)
-    return ChannelSource((), tuple(installed), remote[0].url.rstrip("/"), package)
+    records = solve(solver, cache_dir=cache_dir)
+    [record] = [r for r in records if r.name.normalized == SOLVER_PACKAGE]
+    [fetched] = fetch_packages([record], cache_dir=cache_dir)
+    return ChannelSource((), tuple(installed), url, Path(url2pathname(urlparse(fetched.url).path)))
+
+
+def _check_public(url: str, spec: EnvSpec) -> None:
+    """Refuse a hosted channel URL that would publish a secret in the site (a user, password
+    or `/t/<token>/`) or let any network on the way choose the kernel's packages (plain http
+    off this machine: the sha256 checked come from the same connection)."""
+    parsed = urlparse(url)
+    if parsed.username or parsed.password or "/t/" in f"{parsed.path}/":
+        raise LiteEnvError(
+            f"{spec.path}: the hosted channel's URL holds credentials, which the site would"
+            " publish to every student",
+            hint="carry a local copy of the channel in the site instead (a folder)",
+        )
+    if parsed.scheme != "https" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise LiteEnvError(
+            f"{spec.path}: a kernel reads a hosted channel over https only ({url})",
+            hint="serve the channel over https, or carry it in the site",
+        )
 
 
 @dataclass(frozen=True)
 class SiteChannel:
-    """A channel written into a site: its folder, package count and the solver's module."""
+    """A channel written into a site: its folder, package count and its mambajs package."""
 
     folder: Path
     packages: int
-    solver: Path
+    solver_package: Path
 
 
 def add_conda(
@@ -102,16 +124,15 @@ def add_conda(
 ) -> dict:
     """Put what `%conda` needs into the site: the channel (add_channel, for channel folders,
     unless `copy_channel` is false: another environment of the site wrote it), the
-    environment's installed set (site/static/lite-env/`installed`), the solver and `%conda`
+    environment's installed set (site/static/lite-env/`installed`), its solver (named by its
+    content: environments of one site may take theirs from different channels) and `%conda`
     (conda.mjs with its Python), beside the loader in site/`loader_dir`; return the loader's
     options for them."""
-    if source.hosted:
-        _write_solver(source.solver_package, site / loader_dir)
-    elif copy_channel:
+    if copy_channel and not source.hosted:
         shutil.rmtree(site / CHANNEL_DIR, ignore_errors=True)
-        add_channel(site, source, site / loader_dir)
-    elif not (site / loader_dir / "mambajs.mjs").is_file():
-        _write_solver(_channel_solver(site / CHANNEL_DIR), site / loader_dir)
+        add_channel(site, source)
+    package = source.solver_package if source.hosted else _channel_solver(site / CHANNEL_DIR)
+    solver = _write_solver(package, site / loader_dir)
     write_atomically(site / INSTALLED_DIR / installed, _json(installed_set(source.installed)))
     text = CONDA_MODULE.read_text().replace('"@python@"', json.dumps(conda_python()))
     write_atomically(site / loader_dir / CONDA_MODULE.name, text)
@@ -120,6 +141,7 @@ def add_conda(
         "liteEnvCondaURL": f"./{(loader_dir / CONDA_MODULE.name).as_posix()}",
         "liteEnvChannelURL": channel,
         "liteEnvInstalledURL": f"./{(INSTALLED_DIR / installed).as_posix()}",
+        "liteEnvSolverURL": f"./{(loader_dir / solver.name).as_posix()}",
     }
 
 
@@ -136,11 +158,11 @@ def conda_python() -> dict[str, str]:
     return {path: source.read_text() for path, source in sources.items()}
 
 
-def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChannel:
+def add_channel(site: Path, source: ChannelSource) -> SiteChannel:
     """Copy every package of the channel folders of `source` (emscripten-wasm32 and noarch)
     into site/channel/<subdir>/ with one repodata.json per subdir (the first channel wins a
-    file name, as the solver's priority does), and the channel's mambajs module (verified) to
-    `solver_dir`/mambajs.mjs. Byte-reproducible: the same channels and lock give the same files.
+    file name, as the solver's priority does). Byte-reproducible: the same channels and lock
+    give the same files.
 
     The whole channel is carried, not the closure of one request: the kernel can then install
     anything the build could have, and the site needs no second solve to know what to carry.
@@ -173,7 +195,7 @@ def add_channel(site: Path, source: ChannelSource, solver_dir: Path) -> SiteChan
                     count += 1
         document = {"info": {"subdir": subdir}, "repodata_version": 1, **merged}
         write_atomically(folder / subdir / "repodata.json", _json(document))
-    return SiteChannel(folder, count, _write_solver(_channel_solver(folder), solver_dir))
+    return SiteChannel(folder, count, _channel_solver(folder))
 
 
 def installed_set(records: Sequence[RepoDataRecord]) -> list[dict]:
@@ -205,14 +227,17 @@ def _channel_solver(folder: Path) -> Path:
 
 
 def _write_solver(package: Path, solver_dir: Path) -> Path:
-    """Write the module of a mambajs package into `solver_dir`, once the package is verified."""
+    """Write the module of a mambajs package into `solver_dir` as mambajs-<sha256>.mjs, once
+    the package is verified."""
     problems = verify_package(package)
     if problems:
         raise LiteEnvError(f"{package.name}: refused", hint="\n".join(problems))
     for tar, member in canonical_members(package):
         if member.name == SOLVER_FILE and member.isfile():
+            module = tar.extractfile(member).read()
+            name = f"mambajs-{hashlib.sha256(module).hexdigest()[:16]}.mjs"
             solver_dir.mkdir(parents=True, exist_ok=True)
-            return write_atomically(solver_dir / "mambajs.mjs", tar.extractfile(member).read())
+            return write_atomically(solver_dir / name, module)
     raise LiteEnvError(f"{package.name}: holds no {SOLVER_FILE}")
 
 

@@ -20,7 +20,7 @@ from rich.filesize import decimal
 from rich.text import Text
 
 from lite_env.errors import LiteEnvError
-from lite_env.files import read_json
+from lite_env.files import read_json, site_path
 from lite_env.pack import TEST_FOLDERS, read_image
 from lite_env.serve import StaticServer, make_server
 from lite_env.site import content_addressed, site_kernels
@@ -328,7 +328,7 @@ def site_image(site: Path, kernel: str | None = None) -> tuple[Path, str]:
             f"{site}: the site has no image (built with `--mode lock`)",
             hint="its packages are listed in its pyodide-lock.json",
         )
-    manifest = site / options["liteEnvManifestURL"]
+    manifest = site / site_path(options["liteEnvManifestURL"])
     return manifest.parent, manifest.name
 
 
@@ -342,7 +342,7 @@ def site_modules(site: Path, kernel: str | None = None) -> list[str]:
     lock_url = options.get("lockFileURL")
     if not lock_url:
         raise LiteEnvError(f"{site}: the kernel's settings name neither an image nor a lock")
-    lock = read_json(site / lock_url, what="pyodide-lock.json", keys=("packages",))
+    lock = read_json(site / site_path(lock_url), what="pyodide-lock.json", keys=("packages",))
     return sorted(
         {
             module
@@ -355,7 +355,15 @@ def site_modules(site: Path, kernel: str | None = None) -> list[str]:
 
 def notebook_launcher(kernel: str = PYODIDE_KERNEL) -> str:
     """The selector of the launcher's card that opens a notebook of `kernel` (its title)."""
-    return f'.jp-LauncherCard[data-category="Notebook"][title={json.dumps(kernel)}]'
+    return f'.jp-LauncherCard[data-category="Notebook"][title={css_string(kernel)}]'
+
+
+def css_string(text: str) -> str:
+    """`text` as a CSS string: quotes and backslashes escaped, control characters as hex."""
+    escaped = (
+        f"\\{c}" if c in '"\\' else f"\\{ord(c):x} " if not c.isprintable() else c for c in text
+    )
+    return f'"{"".join(escaped)}"'
 
 
 def kernel_titles(site: Path) -> dict[str, str]:

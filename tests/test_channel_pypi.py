@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -276,6 +277,8 @@ def test_serving_the_channel_gives_the_same_solution_as_the_folder(
         with urllib.request.urlopen(f"{url}noarch/repodata.json") as response:
             assert response.headers["Access-Control-Allow-Origin"] == "*"
             assert response.headers["Cache-Control"] == "no-store"
+        with pytest.raises(urllib.error.HTTPError, match="404"):  # no listing of its folders
+            urllib.request.urlopen(f"{url}noarch/")
     finally:
         server.send_signal(signal.SIGINT)
         try:

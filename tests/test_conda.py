@@ -10,8 +10,9 @@ import pytest
 from conftest import conda_package, index_channel, kernel_settings, run_in_site, served
 from forge import link, write_conda
 
+from lite_env.errors import LiteEnvError
 from lite_env.pipeline import Build, build
-from lite_env.site_channel import ChannelSource, add_channel
+from lite_env.site_channel import ChannelSource, add_channel, channel_source
 from lite_env.site_check import open_notebook, run_cell
 from lite_env.spec import read_spec
 
@@ -51,8 +52,15 @@ def built(
 
 
 def run_cells(site: Path, *cells: str) -> list[str]:
-    """The output of each cell, run in order in the site's kernel under node."""
-    done = run_in_site(site, RUN_CELLS.format(cells=list(cells)), liteEnvCondaURL="./conda.mjs")
+    """The output of each cell, run in order in the site's kernel under node (which imports
+    the modules beside the loader from its folder)."""
+    solver = Path(kernel_settings(site)["loadPyodideOptions"]["liteEnvSolverURL"]).name
+    done = run_in_site(
+        site,
+        RUN_CELLS.format(cells=list(cells)),
+        liteEnvCondaURL="./conda.mjs",
+        liteEnvSolverURL=f"./{solver}",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.split("--- cell done\n")[: len(cells)]
 
@@ -68,15 +76,17 @@ def test_the_site_carries_the_channel_the_solver_and_the_installed_set(built, de
     assert {p["name"] for p in installed} == {
         r.name.normalized for r in built.prepared.lock.records
     }
-    assert (site / "static" / "pyodide" / "mambajs.mjs").stat().st_size > 4_000_000
+    options = kernel_settings(site)["loadPyodideOptions"]
+    path = site / options["liteEnvSolverURL"]
+    assert path.parent == site / "static" / "pyodide" and path.stat().st_size > 4_000_000
     # the solver's outside request (a conda->pip name mapping) is gone
-    solver = (site / "static/pyodide/mambajs.mjs").read_bytes()
+    solver = path.read_bytes()
     assert b"fetch(CONDA_PACKAGE_MAPPING_URL)" not in solver
     assert b'Promise.resolve(new Response("{}"))' in solver
     settings = json.loads((site / "jupyter-lite.json").read_text())
     assert "liteEnvChannelURL" in json.dumps(settings)
     # the solver panics on a repodata.json sent with Content-Encoding: no gzip copy to send
-    assert (site / "static/pyodide/mambajs.mjs.gz").is_file()
+    assert path.with_name(path.name + ".gz").is_file()
     assert not list((site / "channel").rglob("*.gz"))
 
 
@@ -90,17 +100,54 @@ def test_a_site_can_point_at_a_hosted_channel_instead(default_channel, cache_dir
         assert not (site / "channel").exists()
         options = kernel_settings(site)["loadPyodideOptions"]
         assert options["liteEnvChannelURL"] == url.rstrip("/")
-        assert (site / "static/pyodide/mambajs.mjs").stat().st_size > 4_000_000
+        assert (site / options["liteEnvSolverURL"]).stat().st_size > 4_000_000
         install, use = run_cells(site, "%conda install pyyaml", USE_YAML)
     assert install.strip() == "%conda: installed libyaml 0.2.5, pyyaml 6.0.3 (28 files)"
     assert use == "a:\n- 1\n- 2\n True\n"
 
 
+@pytest.mark.parametrize(
+    ("file", "changes"),
+    [
+        ("../../lib/python3.14/site-packages/x.py.conda", {}),
+        ("/drive/x-1-0.conda", {}),
+        ("x-1-0.conda", {"subdir": "../.."}),
+        ("x-1-0.conda", {"build": "0\n  - pip:\n    - evilpkg"}),
+        ("x-1-0.conda", {"version": "1 # pinned"}),
+    ],
+)
+def test_a_solved_package_that_is_not_plain_is_refused_before_any_fetch(file, changes):
+    """A hosted channel's repodata chooses the file names, subdirs and fields the kernel
+    fetches, writes and exports: a path or a line break is refused."""
+    from lite_env.in_pyodide import conda_magic
+
+    package = {"name": "x", "version": "1", "build": "0", "subdir": "noarch"} | changes
+    with pytest.raises(conda_magic.CondaError, match="refused"):
+        conda_magic._check_solved(file, package)
+    conda_magic._check_solved(
+        "x-1-0.conda", {**package, **dict.fromkeys(changes, "0")} | {"subdir": "noarch"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        ("https://student:secret@example.invalid/course", "holds credentials"),
+        ("https://example.invalid/t/tk-0123456789/course", "holds credentials"),
+        ("http://example.invalid/course", "over https only"),
+    ],
+)
+def test_a_hosted_channel_that_would_leak_or_be_swapped_is_refused(tmp_path, channel, message):
+    (tmp_path / "environment.yml").write_text(ENVIRONMENT.replace("[./channel]", f"[{channel}]"))
+    with pytest.raises(LiteEnvError, match=message):
+        channel_source(read_spec(tmp_path / "environment.yml"), [], cache_dir=tmp_path)
+
+
 def test_the_sites_channel_is_byte_reproducible(built, default_channel, tmp_path):
     source = ChannelSource((default_channel,), built.prepared.lock.records)
     first, second = tmp_path / "a", tmp_path / "b"
-    add_channel(first, source, first / "solver")
-    add_channel(second, source, second / "solver")
+    add_channel(first, source)
+    add_channel(second, source)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)

@@ -22,7 +22,7 @@ from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.pipeline import DONE, _read_record
 from lite_env.pyodide_lock import write_pyodide_lock
-from lite_env.site import kernel_settings
+from lite_env.site import content_addressed, kernel_settings
 from lite_env.site_check import site_image, site_modules
 
 
@@ -170,3 +170,23 @@ def test_argparse_exits_go_through_the_clean_exit(argv, code):
         text=True,
     )
     assert done.returncode == code
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/etc/passwd", "../../outside.json", "./static/../../x", "file:///etc/passwd", "a\\..\\b"],
+)
+def test_a_sites_settings_never_name_a_file_outside_it(tmp_path, url):
+    """lite-env check and serve read the files a site's jupyter-lite.json names: a hostile site
+    cannot make them read the checker's own files."""
+    from lite_env.site_check import site_image
+
+    config = {"jupyter-config-data": {"litePluginSettings": {KERNEL_PLUGIN: {
+        "pyodideUrl": "./static/pyodide/lite-env.mjs",
+        "loadPyodideOptions": {"liteEnvManifestURL": url, "lockFileURL": url},
+    }}}}  # fmt: skip
+    (tmp_path / "jupyter-lite.json").write_text(json.dumps(config))
+    with pytest.raises(LiteEnvError, match="not a file of the site"):
+        site_image(tmp_path)
+    with pytest.raises(LiteEnvError, match="not a file of the site"):
+        content_addressed(tmp_path)

@@ -22,6 +22,12 @@ from pathlib import Path
 
 #: Lines the kernel runs as `%conda`: `%conda ...` or `%mamba ...`, alone on their line.
 MAGIC = re.compile(r"^(\s*)%(?:conda|mamba)\b(.*)$")
+#: What a solved package may be: a plain archive name in a subdir of this platform, and names,
+#: versions and builds of conda's characters (a hostile channel's repodata chooses them: never
+#: a path, never a line of an exported file).
+PACKAGE_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*\.(conda|tar\.bz2)")
+SUBDIRS = ("emscripten-wasm32", "noarch")
+FIELD = re.compile(r"[A-Za-z0-9_.+!*-]+")
 #: Where conda's noarch python paths go in the prefix `/`.
 PREFIX = Path("/")
 USAGE = (
@@ -115,6 +121,8 @@ def environment_yml(installed: dict, requested: list[str], from_history: bool) -
         lines += [f"  - {spec}" for spec in requested]
     else:
         for p in sorted(installed.values(), key=lambda p: p["name"]):
+            if not all(FIELD.fullmatch(str(p[key])) for key in ("name", "version", "build")):
+                raise CondaError(f"{p['file']!r} has a name, version or build unfit to export")
             added = "  # added in this session" if p.get("origin") == "this session" else ""
             lines.append(f"  - {p['name']}={p['version']}={p['build']}{added}")
     return "\n".join(lines) + "\n"
@@ -134,6 +142,8 @@ async def install(specs: list[str]) -> None:
     by_name = {p["name"]: (file, p) for file, p in solved.items()}
     _refuse_changes(installed, by_name)
     new = sorted(file for file in solved if file not in installed)
+    for file in new:
+        _check_solved(file, solved[file])
     if not new:
         print(f"%conda: already installed: {', '.join(specs)}")
         return
@@ -158,6 +168,14 @@ async def install(specs: list[str]) -> None:
     requested += [spec for spec in specs if spec not in requested]
     names = ", ".join(f"{solved[f]['name']} {solved[f]['version']}" for f in new)
     print(f"%conda: installed {names} ({len(written)} files)")
+
+
+def _check_solved(file: str, package: dict) -> None:
+    """Refuse a solved package whose file name, subdir, name, version or build is not plain."""
+    fields = [package.get(key) for key in ("name", "version", "build")]
+    plain = all(isinstance(v, str) and FIELD.fullmatch(v) for v in fields)
+    if not (PACKAGE_FILE.fullmatch(file) and package.get("subdir") in SUBDIRS and plain):
+        raise CondaError(f"the channel offers a package named {file!r}: refused")
 
 
 def _conda_spec(spec: str) -> str:
