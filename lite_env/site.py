@@ -317,7 +317,8 @@ def site_kernels(site: Path) -> dict[str, dict]:
         )
     keys = ("jupyter-config-data", "litePluginSettings")
     plugins = read_json(site / "jupyter-lite.json", what="site configuration", keys=keys)
-    kernels = plugins.get(KERNELS_PLUGIN, {}).get("kernels") if isinstance(plugins, dict) else None
+    ours = plugins.get(KERNELS_PLUGIN) if isinstance(plugins, dict) else None
+    kernels = ours.get("kernels") if isinstance(ours, dict) else None
     if kernels:
         if not isinstance(kernels, list) or not all(_named(kernel) for kernel in kernels):
             raise LiteEnvError(f"{site / 'jupyter-lite.json'}: its kernels have no names")

@@ -234,16 +234,22 @@ def test_matplotlib_inline_displays_a_png(matplotlib_image):
     assert result["colors"] > 2  # the line and the axes' text, not a blank image
 
 
+def assert_upstream_suite_passes(image, tests: str, arguments: list[str], least: int) -> None:
+    """Run a project's own tests (the folder `tests` of the image) with pytest in Pyodide:
+    nothing fails, and at least `least` pass."""
+    code = PYTEST_DRIVER + f"run_suite('/{tests}', *{arguments!r})\n"
+    exit_code, reports = suite_result(run_in_pyodide(image, code, timeout=SUITE_TIMEOUT))
+    found = counts(reports)
+    print(f"{tests.split('/')[2]} upstream tests:", found)
+    failed = [report[:2] + [report[2][-300:]] for report in reports if report[1] == "failed"]
+    assert not failed, failed[:10]
+    assert exit_code == 0 and found.get("passed", 0) >= least, found
+
+
 @pytest.mark.slow
 def test_matplotlib_upstream_tests_pass_in_pyodide(matplotlib_image):
     deselect = [f"--deselect={name}" for names in DESELECTED.values() for name in names]
-    code = PYTEST_DRIVER + f"run_suite('/{TESTS}', *{[*UPSTREAM, *deselect]!r})\n"
-    exit_code, reports = suite_result(run_in_pyodide(matplotlib_image, code, timeout=SUITE_TIMEOUT))
-    found = counts(reports)
-    print("matplotlib upstream tests:", found)
-    failed = [report[:2] + [report[2][-300:]] for report in reports if report[1] == "failed"]
-    assert not failed, failed[:10]
-    assert exit_code == 0 and found.get("passed", 0) >= 850, found
+    assert_upstream_suite_passes(matplotlib_image, TESTS, [*UPSTREAM, *deselect], 850)
 
 
 @pytest.mark.slow
@@ -251,10 +257,4 @@ def test_contourpy_upstream_tests_pass_in_pyodide(matplotlib_image):
     # contourpy's own "test-no-images" set; tests that start threads or run cppcheck and mypy
     # in a subprocess cannot run in Pyodide
     arguments = ["-m", "not image and not threads", "--ignore=test_codebase.py"]
-    code = PYTEST_DRIVER + f"run_suite('/{CONTOURPY_TESTS}', *{arguments!r})\n"
-    exit_code, reports = suite_result(run_in_pyodide(matplotlib_image, code, timeout=SUITE_TIMEOUT))
-    found = counts(reports)
-    print("contourpy upstream tests:", found)
-    failed = [report[:2] + [report[2][-300:]] for report in reports if report[1] == "failed"]
-    assert not failed, failed[:10]
-    assert exit_code == 0 and found.get("passed", 0) >= 100, found
+    assert_upstream_suite_passes(matplotlib_image, CONTOURPY_TESTS, arguments, 100)

@@ -173,7 +173,9 @@ def test_a_corrupt_chunk_stops_the_kernel_with_the_loaders_message(site, tmp_pat
     chunk.write_bytes(chunk.read_bytes() + b"x")
     with pytest.raises(LiteEnvError) as failure:
         check_site(broken, imports=["tabulate"], timeout=120)
-    assert failure.value.message.startswith("the kernel Python (Pyodide) failed to start: lite-env: ")
+    assert failure.value.message.startswith(
+        "the kernel Python (Pyodide) failed to start: lite-env: "
+    )
     assert f"chunk {chunk.name} of package comm is corrupt" in failure.value.message
     assert "uncaught: lite-env: chunk" in failure.value.hint
 
