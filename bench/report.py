@@ -11,7 +11,7 @@ from browser import category, gzip_size
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASE_ORDER = (
-    "stock", "lite-env", "lite-env-links", "lite-env-all", "lite-env-none", "lite-env-kernel",
+    "stock", "lite-env", "lite-env-late", "lite-env-all", "lite-env-none", "lite-env-kernel",
     "lite-env-snapshot", "lite-env-eager", "floor",
 )  # fmt: skip
 #: Each variant as it is, then served compressed (sites.COMPRESSED); then over a slower link
@@ -24,7 +24,8 @@ RATIOS = (
     ("lite-env", "stock"), ("lite-env-kernel", "stock"), ("lite-env-all", "stock"),
     ("lite-env-none", "stock"), ("lite-env-snapshot", "stock"), ("lite-env", "floor"),
     ("lite-env-snapshot", "floor"), ("stock", "floor"), ("lite-env-all", "lite-env"),
-    ("lite-env-none", "lite-env"), ("lite-env-links", "lite-env"), ("lite-env-links", "floor"),
+    ("lite-env-none", "lite-env"),
+    ("lite-env", "lite-env-late"), ("lite-env-late", "stock"), ("lite-env-late", "floor"),
 )  # fmt: skip
 
 
@@ -48,7 +49,8 @@ LABELS = {
     "lite-env-kernel": "(b4) lite-env, kernel packages only (stock's set)",
     "lite-env-snapshot": "(b5) lite-env + memory snapshot",
     "lite-env-eager": "(b6) lite-env, no lazy packages",
-    "lite-env-links": "(b7) lite-env with the pages' preload links",
+    "lite-env-links": "(b7) lite-env with the pages' preload links (removed: see the README)",
+    "lite-env-late": "(b8) lite-env, kernel worker made with the kernel (no early start)",
     "floor": "(c) floor: runtime only",
 }
 LABELS |= {f"{v}+gz": f"{label}, served gzip" for v, label in LABELS.items()}

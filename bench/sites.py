@@ -23,11 +23,12 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from rattler import MatchSpec
 
-from lite_env import preload
+from lite_env import early_start
 from lite_env.channel.pins import read_pins
 from lite_env.channel.pypi import WheelStore
 from lite_env.channel.wheel import conda_name
 from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_PLUGIN
+from lite_env.pages import remove_block
 from lite_env.pipeline import build
 from lite_env.precompress import precompress
 from lite_env.site import LOADER_NAME, RUNTIME_FILES, SOURCE_DATE_EPOCH
@@ -56,7 +57,8 @@ LITE_ENV_VARIANTS = {
     "lite-env-kernel": ("kernel", {"bytecode": "imported"}),
     "lite-env-snapshot": ("default", {"bytecode": "imported", "snapshot": True}),
     "lite-env-eager": ("default", {"bytecode": "imported", "lazy": False}),
-    "lite-env-links": ("default", {"bytecode": "imported", "preload_links": True}),
+    # the kernel's worker created when the kernel is, not with the page
+    "lite-env-late": ("default", {"bytecode": "imported", "early_start": False}),
     # the kernel's packages and the channel in the site: `%conda install` of what it lacks
     "lite-env-conda": ("kernel", {"bytecode": "imported", "channel_in_site": True}),
 }
@@ -271,8 +273,8 @@ def build_floor(*, cache_dir: Path) -> SiteInfo:
     shutil.copytree(source, out)
     shutil.rmtree(out / "static" / "lite-env", ignore_errors=True)  # no image to fetch
     (out / "static" / "pyodide" / LOADER_NAME).unlink(missing_ok=True)
-    for page in out.glob("*/index.html"):  # the runtime is asked for by the worker alone
-        page.write_text(preload.BLOCK.sub("", page.read_text()))
+    for page in out.glob("*/index.html"):  # the kernel's worker, made when the kernel is,
+        page.write_text(remove_block(page.read_text(), early_start.BLOCK))  # asks alone
     (out / "static" / "pyodide" / FLOOR_MODULE).write_text(FLOOR_SOURCE)
     path = out / "jupyter-lite.json"
     config = json.loads(path.read_text())

@@ -20,11 +20,11 @@ from jupyterlite_core.addons.base import BaseAddon
 from traitlets import Bool, List, Unicode
 
 from lite_env.cache import cache_dir
+from lite_env.early_start import add_early_start
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import copy_extension, site_extensions
 from lite_env.pipeline import prepare_image, site_environments
-from lite_env.preload import add_preload_links
-from lite_env.site import add_environments
+from lite_env.site import IMAGE_DIR, add_environments, early_start
 from lite_env.spec import read_spec
 
 
@@ -52,6 +52,9 @@ class LiteEnvAddon(BaseAddon):
     ).tag(config=True)
     allow_pypi = Bool(False, help="let %pip install fall back to PyPI").tag(config=True)
     snapshot = Bool(False, help="ship a memory snapshot for a faster kernel start").tag(config=True)
+    early_start = Bool(
+        True, help="the pages that start a kernel start the default kernel's worker as they load"
+    ).tag(config=True)
 
     @property
     def environment_paths(self) -> list[Path]:
@@ -93,6 +96,7 @@ class LiteEnvAddon(BaseAddon):
                     bytecode=self.bytecode,
                     snapshot=self.snapshot,
                     allow_pypi=self.allow_pypi,
+                    early_start=self.early_start,
                 )
                 self._environments.append((spec, options))
             self._prepared = [
@@ -106,9 +110,9 @@ class LiteEnvAddon(BaseAddon):
             ]
             extensions = [e for prepared in self._prepared for e in prepared.extensions]
             site_extensions_dir = Path(self.manager.output_dir) / "extensions"
-            several = len(self._prepared) > 1
+            ours = len(self._prepared) > 1 or early_start(self._environments[0][1])
             # the kernel's own extension comes with jupyterlite-pyodide-kernel's addon
-            for extension in site_extensions(extensions, several=several)[1:]:
+            for extension in site_extensions(extensions, ours=ours)[1:]:
                 copy_extension(extension, site_extensions_dir)
                 self.log.info(f"[lite-env] extension {extension.name} ({extension.package})")
         except LiteEnvError as error:
@@ -126,8 +130,9 @@ class LiteEnvAddon(BaseAddon):
                 Path(self.manager.output_dir),
                 site_environments(self._environments, prepared, cache_dir=cache_dir()),
             )
-            if self._environments[0][1].preload_links:
-                add_preload_links(site.folder, site.kernel_settings)
+            options = self._environments[0][1]
+            if early_start(options):
+                add_early_start(site.folder, site.kernel_settings, IMAGE_DIR)
         except LiteEnvError as error:
             return self._failed(error)
         for prepared_image in prepared:

@@ -367,12 +367,12 @@ def cmd_install(args: argparse.Namespace) -> None:
         " (default: all); the site leaves out the front-end files only the others use",
     ),
     arg(
-        "--preload-links",
+        "--early-start",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="announce the kernel's start files (runtime, image) in the pages that start a"
-        " kernel, so the browser fetches them while the front end boots (off by default: they"
-        " made no start faster in the benchmark, on loopback or on a 20 or 40 Mbit/s link)",
+        help="the pages that start a kernel create the default kernel's worker as they load, so"
+        " Python boots while the front end does (on by default; a page whose kernel is never"
+        " started has then booted one in vain)",
     ),
     arg("--json", action="store_true", help="print a summary as JSON"),
     description="Lock (or read the lock with --locked), fetch and install the environment,"
@@ -411,7 +411,7 @@ def _build_options(spec: EnvSpec, args: argparse.Namespace) -> BuildOptions:
         allow_pypi=args.allow_pypi,
         channel_in_site=args.channel_in_site,
         precompress=args.precompress,
-        preload_links=args.preload_links,
+        early_start=args.early_start,
         apps=args.apps,
     )
 

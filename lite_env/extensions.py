@@ -122,15 +122,16 @@ def kernel_extension() -> LabExtension:
 
 
 def site_extensions(
-    environment: Sequence[LabExtension], *, several: bool = False
+    environment: Sequence[LabExtension], *, ours: bool = False
 ) -> tuple[LabExtension, ...]:
-    """What a site installs: the kernel's extension (and lite-env's kernels extension for a
-    site of `several` environments), then the environments' (the first of a name wins).
+    """What a site installs: the kernel's extension (and lite-env's kernels extension when
+    `ours`: for a site of several environments, or one whose kernel starts with the page),
+    then the environments' (the first of a name wins).
 
     An environment extension named like the kernel's is left out: lite-env configures the
     kernel it runs with (its settings, its loader), not another version of it.
     """
-    kernels = (kernel_extension(), *([kernels_extension()] if several else []))
+    kernels = (kernel_extension(), *([kernels_extension()] if ours else []))
     taken = {e.name for e in kernels}
     chosen = []
     for extension in environment:
@@ -141,7 +142,8 @@ def site_extensions(
 
 
 def kernels_extension() -> LabExtension:
-    """lite-env's kernels extension (lite_env/labextension): a kernel per environment."""
+    """lite-env's kernels extension (lite_env/labextension): a kernel per environment, and
+    the default kernel's early worker handed to it."""
     folder = Path(__file__).with_name("labextension")
     document = _read_package_json(folder / "package.json")
     return LabExtension(

@@ -23,6 +23,12 @@ KERNELS_PLUGIN = f"{KERNELS_EXTENSION}:kernels"
 
 #: What JupyterLite's Pyodide kernel imports as it starts.
 KERNEL_IMPORTS = ("piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi")
+#: The kernel's modules that make its shell as they are imported (IPython's, with the working
+#: directory of the moment; sys.stdout replaced): the kernel's own start imports them.
+KERNEL_SHELL = frozenset({"pyodide_kernel", "ipykernel"})
+#: What lite-env's loader imports as Python starts, before the kernel changes into /drive
+#: (where each new top-level name is first looked up in the page's drive).
+LOADER_IMPORTS = tuple(m for m in KERNEL_IMPORTS if m.split(".")[0] not in KERNEL_SHELL)
 #: Top-level modules that hold JavaScript references once imported, or install hooks in them.
 UNSNAPSHOTTABLE = frozenset(
     {"pyodide_kernel", "ipykernel", "piplite", "micropip", "js", "pyodide", "pyodide_js"}

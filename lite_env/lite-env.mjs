@@ -11,7 +11,7 @@
 //                       cold boot (the image still fills the file system); on any failure the
 //                       start falls back to a cold boot with a console warning.
 //   liteEnvPrefetch     false: lazy chunks are fetched only when imported (default: true,
-//                       fetched in the background after the start)
+//                       fetched in the background from 2 s after the kernel has its Python)
 //   liteEnvCondaURL, liteEnvChannelURL, liteEnvInstalledURL, liteEnvSolverURL
 //                       `%conda install` in the kernel (conda.mjs) from the site's channel
 //                       (or a hosted one), with the environment's installed set and solver.
@@ -19,6 +19,9 @@
 //                       kernel imports them with /drive as its working directory, where the
 //                       path finder asks the page for every new top-level name ('' is on
 //                       sys.path); from the home folder they are found in the image at once.
+// `startEarly` boots Python with the kernel's options before the kernel asks for it (from the
+// worker a site's page creates as it loads, lite_env/early_start.py); the kernel's own
+// `loadPyodide` call then gets that Python if it asks with the same options.
 // Every chunk is fetched at once, in parallel with the runtime's boot, checked against the
 // manifest's sha256, gunzipped with the platform's DecompressionStream and written in fsInit.
 // A missing or corrupt chunk fails the start with a message that names it.
@@ -34,20 +37,63 @@ export * from "./pyodide.mjs";
 
 const FORMAT = "lite-env-image/1";
 
+/** Prefetching lazy chunks waits this long after the kernel has its Python: the kernel's
+ * start and its first cell have the network and the CPU first. */
+const PREFETCH_DELAY_MS = 2000;
+
+let early = null; // the boot startEarly began: { key, booting }
+
+/** Boot the kernel's Python before the kernel asks for it (lite_env/early_start.py), with the
+ * options the kernel's `loadPyodide` call will pass: JupyterLite's Pyodide kernel plugins
+ * resolve URL options against the site's root, and the runtime's folder is the loader's. */
+export function startEarly(loaderURL, siteRoot, loadPyodideOptions) {
+  const options = { indexURL: new URL(".", loaderURL).href };
+  for (const [key, value] of Object.entries(loadPyodideOptions)) {
+    const url = key.endsWith("URL") && typeof value === "string";
+    options[key] = url ? new URL(value, siteRoot).href : value;
+  }
+  const booting = boot(options);
+  booting.catch(() => {}); // reported by the kernel's own call, which gets this promise
+  early = { key: optionsKey(options), booting };
+}
+
 export async function loadPyodide(options = {}) {
+  if (!options.liteEnvManifestURL) {
+    return loadPyodideRuntime(options);
+  }
+  let booting;
+  if (early?.key === optionsKey(options)) {
+    ({ booting } = early);
+  } else {
+    booting = boot(options); // no early start, or one with other settings
+  }
+  early = null;
+  const { pyodide, prefetch } = await booting;
+  if (options.stdout) pyodide.setStdout({ batched: options.stdout });
+  if (options.stderr) pyodide.setStderr({ batched: options.stderr });
+  if (prefetch) setTimeout(prefetch, PREFETCH_DELAY_MS);
+  return pyodide;
+}
+
+/** Options as a string that compares equal for equal options (callbacks left out). */
+function optionsKey(options) {
+  const entries = Object.entries(options).filter(([, value]) => typeof value !== "function");
+  return JSON.stringify(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Boot Python with the image; resolve to { pyodide, prefetch } where prefetch, if any,
+ * starts fetching the lazy chunks in the background. */
+async function boot(options) {
   const { liteEnvManifestURL, liteEnvProvides = [], ...rest } = options;
   const { liteEnvSnapshotURL, liteEnvSnapshotSha256, ...more } = rest;
   const { liteEnvCondaURL, liteEnvChannelURL, ...conda } = more;
   const { liteEnvInstalledURL, liteEnvSolverURL, ...others } = conda;
   const { liteEnvImports = [], liteEnvPrefetch = true, ...runtimeOptions } = others;
-  if (!liteEnvManifestURL) {
-    return loadPyodideRuntime(options);
-  }
   const manifestURL = new URL(liteEnvManifestURL, import.meta.url);
   const image = fetchImage(manifestURL, typeof XMLHttpRequest !== "undefined");
   const provided = new Set(liteEnvProvides);
   const userFsInit = runtimeOptions.fsInit;
-  const boot = {
+  const bootOptions = {
     ...runtimeOptions,
     packages: (runtimeOptions.packages ?? []).filter((name) => !provided.has(name)),
     fsInit: async (FS, info) => {
@@ -56,8 +102,8 @@ export async function loadPyodide(options = {}) {
     },
   };
   const pyodide = liteEnvSnapshotURL
-    ? restore(boot, new URL(liteEnvSnapshotURL, import.meta.url), liteEnvSnapshotSha256)
-    : loadPyodideRuntime(boot);
+    ? restore(bootOptions, new URL(liteEnvSnapshotURL, import.meta.url), liteEnvSnapshotSha256)
+    : loadPyodideRuntime(bootOptions);
   // A missing or corrupt chunk fails the start here, with its message: an error thrown
   // inside fsInit would leave the kernel hanging with no word.
   const { later } = await image;
@@ -66,21 +112,22 @@ export async function loadPyodide(options = {}) {
   // start, but not after a snapshot restore: without this, the kernel's per-cell import hook
   // would try to install them again.
   for (const name of provided) started.loadedPackages[name] ??= "lite-env image";
-  if (later.length > 0) deferChunks(started, manifestURL, later, liteEnvPrefetch);
+  const prefetch = later.length > 0 ? deferChunks(started, manifestURL, later) : null;
   importModules(started, liteEnvImports);
   if (liteEnvCondaURL) {
     const conda = await import(new URL(liteEnvCondaURL, import.meta.url).href);
     conda.setup(started, liteEnvChannelURL, liteEnvInstalledURL, liteEnvSolverURL);
   }
-  return started;
+  return { pyodide: started, prefetch: liteEnvPrefetch ? prefetch : null };
 }
 
-/** Install the finder that writes a lazy chunk on the first import of one of its modules, and
- * fetch the lazy chunks in the background, one at a time at low priority, so that an import
- * usually finds its chunk written instead of waiting on the network. Each chunk is fetched
- * once: whoever comes first, the prefetch or an import, starts its fetch, and the other waits
- * for that one (an import waits through JSPI; where it cannot, it fetches synchronously). */
-function deferChunks(pyodide, manifestURL, chunks, prefetch) {
+/** Install the finder that writes a lazy chunk on the first import of one of its modules;
+ * return the prefetch: a function that fetches the lazy chunks in the background, one at a
+ * time at low priority, so that an import usually finds its chunk written instead of waiting
+ * on the network. Each chunk is fetched once: whoever comes first, the prefetch or an import,
+ * starts its fetch, and the other waits for that one (an import waits through JSPI; where it
+ * cannot, it fetches synchronously). */
+function deferChunks(pyodide, manifestURL, chunks) {
   const byFile = new Map(chunks.map((chunk) => [chunk.file, chunk]));
   const state = new Map(); // file → its fetch's promise while it runs, then true once written
   const write = (file, bytes) => {
@@ -112,12 +159,12 @@ function deferChunks(pyodide, manifestURL, chunks, prefetch) {
     write,
   });
   pyodide.runPython(LAZY_FINDER);
-  (async () => {
-    for (const chunk of prefetch ? chunks : []) {
+  return async () => {
+    for (const chunk of chunks) {
       // a failure is left to the import that needs the chunk, which reports it
       await load(chunk.file, { priority: "low" }).catch(() => {});
     }
-  })();
+  };
 }
 
 /** A synchronous GET (allowed in workers) of a file's bytes. */
@@ -148,13 +195,13 @@ function importModules(pyodide, names) {
 }
 
 /** Restore the snapshot (fetched while the runtime downloads); boot cold if that fails. */
-async function restore(boot, snapshotURL, sha256) {
+async function restore(bootOptions, snapshotURL, sha256) {
   const snapshot = fetchBytes(snapshotURL, "the memory snapshot", sha256).then(gunzip);
   snapshot.catch(() => {}); // reported below, where the start falls back
   try {
     const { default: createModule } = await import("./pyodide.asm.mjs");
     const pyodide = await loadPyodideRuntime({
-      ...boot,
+      ...bootOptions,
       _loadSnapshot: snapshot,
       // Pyodide 314 starts with a 30 MiB heap and cannot restore a larger snapshot into it
       createPyodideModule: async (settings) => {
@@ -169,7 +216,7 @@ async function restore(boot, snapshotURL, sha256) {
     return pyodide;
   } catch (error) {
     console.warn(`lite-env: cannot restore ${snapshotURL} (${error}); starting cold`);
-    return loadPyodideRuntime(boot);
+    return loadPyodideRuntime(bootOptions);
   }
 }
 

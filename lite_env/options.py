@@ -48,9 +48,9 @@ class BuildOptions:
         precompress: write a gzipped copy beside each site file that shrinks (`name.gz`),
             for servers that send those as they are (lite-env serve, nginx, Caddy); only
             `lite-env build` does (the addon's site may still change after it).
-        preload_links: announce the kernel's start files in the pages of the apps that start
-            a kernel, so the browser fetches them while the front end boots (lite_env.preload;
-            off by default: no start was faster with them in the benchmark).
+        early_start: the pages of the apps that start a kernel start the default kernel's
+            worker as they load, so Python boots while the front end does
+            (lite_env.early_start; image mode only).
     """
 
     bytecode: Bytecode = "imported"
@@ -66,7 +66,7 @@ class BuildOptions:
     allow_pypi: bool = False
     contents: tuple[Path, ...] = ()
     precompress: bool = True
-    preload_links: bool = False
+    early_start: bool = True
     apps: tuple[str, ...] = ()
 
     def override(self, **values: object) -> BuildOptions:

@@ -165,13 +165,14 @@ def pack(
             of pure-Python modules in site-packages none of which is among them is marked
             lazy: the loader writes it on the first import of one of its modules instead of
             before Python starts (its dist-info goes into one more chunk, LAZY_METADATA,
-            written at start). None: every package is eager.
+            written at start); a package of shared libraries that only lazy packages depend
+            on goes with them (see _lazy_libraries). None: every package is eager.
     """
     rules = rules or PackRules()
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = _overlay_files(overlay)
-    chunks = []
-    for record in _records(prefix):
+    chunks, records = [], _records(prefix)
+    for record in records:
         name = record.name.normalized
         paths = sorted(str(p) for p in record.files)
         for path in paths:
@@ -185,6 +186,8 @@ def pack(
         if started is not None:
             chunk = replace(chunk, lazy=_lazy_modules(chunk, {m.split(".")[0] for m in started}))
         chunks.append(chunk)
+    if started is not None:
+        chunks = _lazy_libraries(chunks, _dependents(records))
     metadata = _lazy_metadata(out_dir, [c for c in chunks if c.lazy])
     if metadata is not None:
         chunks.append(metadata)
@@ -363,6 +366,36 @@ def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
     if not modules or modules & set(started):
         return ()
     return tuple(sorted(modules))
+
+
+def _lazy_libraries(chunks: Sequence[Chunk], dependents: Mapping[str, set[str]]) -> list[Chunk]:
+    """The chunks, where a package of shared libraries (no site-packages files) whose
+    dependents in the image are all lazy is made lazy with them: written on the first import
+    of one of their modules, before that module's extension modules can load it. Repeated
+    until nothing changes, for libraries of libraries."""
+    by_name = {chunk.package: chunk for chunk in chunks}
+    changed = True
+    while changed:
+        changed = False
+        for name, chunk in by_name.items():
+            users = [by_name[user] for user in dependents.get(name, ()) if user in by_name]
+            if chunk.lazy or not users or not all(user.lazy for user in users):
+                continue
+            if any(SITE_PACKAGES_FILE.fullmatch(path) for path in _paths(chunk)):
+                continue
+            lazy = sorted({module for user in users for module in user.lazy})
+            by_name[name] = replace(chunk, lazy=tuple(lazy))
+            changed = True
+    return [by_name[chunk.package] for chunk in chunks]
+
+
+def _dependents(records: Sequence[PrefixRecord]) -> dict[str, set[str]]:
+    """Package name → the names of the installed packages that depend on it."""
+    users: dict[str, set[str]] = {}
+    for record in records:
+        for spec in record.depends:
+            users.setdefault(spec.split()[0].lower(), set()).add(record.name.normalized)
+    return users
 
 
 def _paths(chunk: Chunk) -> list[str]:

@@ -39,8 +39,9 @@ from lite_env.spec import EnvSpec
 
 DONE = "done.json"
 #: Bumped when the build changes what the same lock gives (2: standard library bytecode;
-#: 3: lazy chunks; 4: their metadata written at start; 5: extension modules may be lazy).
-BUILD_FORMAT = 5
+#: 3: lazy chunks; 4: their metadata written at start; 5: extension modules may be lazy;
+#: 6: shared libraries go with the lazy packages that use them).
+BUILD_FORMAT = 6
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lite_env.early_start import EARLY_WORKERS, add_early_start
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import LabExtension, copy_extension, site_extensions
 from lite_env.files import read_file_out, read_json, sha256, site_path, write_atomically
 from lite_env.kernel import (
     KERNEL_BOOTSTRAP,
-    KERNEL_IMPORTS,
     KERNEL_PLUGIN,
     KERNELS_PLUGIN,
-    snapshot_modules,
+    LOADER_IMPORTS,
 )
 from lite_env.options import BuildOptions
 from lite_env.pack import Image
 from lite_env.precompress import precompress
-from lite_env.preload import add_preload_links
 from lite_env.pyodide_lock import write_pyodide_lock
 from lite_env.pyodide_node import PROGRAMS
 from lite_env.site_channel import CHANNEL_DIR, ChannelSource, add_conda
@@ -111,23 +110,24 @@ def build_site(
         output: the site folder.
         options: the site's options: `contents` (files or folders to ship: notebooks, data),
             `apps` (the JupyterLite apps kept),
-            `preload_links` (the default kernel's start files announced in the pages, see
-            lite_env.preload) and `precompress` (a `.gz` beside each file that shrinks, see
-            lite_env.precompress).
+            `early_start` (the default kernel's worker started by the pages, see
+            lite_env.early_start) and `precompress` (a `.gz` beside each file that shrinks,
+            see lite_env.precompress).
         extensions: the environments' JupyterLab extensions (extensions.environment_extensions);
             the site gets them and the kernel's, and none from the build machine's Python.
     """
     for environment in environments:
         check_kernel_packages(environment.provides)  # before the long jupyterlite build
-    installed = site_extensions(extensions, several=len(environments) > 1)
+    early = early_start(options)
+    installed = site_extensions(extensions, ours=len(environments) > 1 or early)
     output = output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         _jupyter_lite_build(staging / "site", options, installed)
         site = add_environments(staging / "site", environments)
-        if options.preload_links:
-            add_preload_links(staging / "site", site.kernel_settings)
+        if early:
+            add_early_start(staging / "site", site.kernel_settings, IMAGE_DIR)
         if options.precompress:
             # mambajs 0.21.6 panics ("time not implemented on this platform") on a repodata.json
             # sent with Content-Encoding: the channel's files are served as they are
@@ -136,6 +136,12 @@ def build_site(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Site(output, site.kernels, installed)
+
+
+def early_start(options: BuildOptions) -> bool:
+    """Whether a site built with the default environment's `options` starts its kernel with
+    the page (which needs lite-env's loader)."""
+    return options.early_start and options.mode == "image"
 
 
 def check_kernel_packages(provides: Sequence[str]) -> None:
@@ -242,7 +248,7 @@ def _add_environment(
                 "packages": list(KERNEL_BOOTSTRAP),
                 "liteEnvManifestURL": f"./{(IMAGE_DIR / image.manifest).as_posix()}",
                 "liteEnvProvides": sorted(set(environment.provides)),
-                "liteEnvImports": snapshot_modules(KERNEL_IMPORTS),
+                "liteEnvImports": list(LOADER_IMPORTS),
             },
         }
         snapshot = environment.snapshot
@@ -345,11 +351,12 @@ def kernel_settings(site: Path) -> dict:
 
 def content_addressed(site: Path) -> frozenset[str]:
     """The files of a built site that are named by their content (the image's manifest,
-    chunks and snapshot), as paths relative to the site: a server may let browsers keep them.
+    chunks and snapshot, the early kernel worker), as paths relative to the site: a server
+    may let browsers keep them.
 
     Raises LiteEnvError when the folder is not a built site or its manifest is unreadable.
     """
-    named = []
+    named = [p.relative_to(site).as_posix() for p in (site / IMAGE_DIR).glob(EARLY_WORKERS)]
     for settings in site_kernels(site).values():
         options = settings.get("loadPyodideOptions", {})
         named.append(options.get("liteEnvSnapshotURL"))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lite_env import preload
+from lite_env import early_start
 from lite_env.errors import LiteEnvError
 from lite_env.kernel import KERNEL_PLUGIN
+from lite_env.pages import has_block
 from lite_env.pipeline import build
 from lite_env.serve import StaticHandler, make_server
 from lite_env.site import (
@@ -24,7 +25,6 @@ from lite_env.site import (
     LOADER_NAME,
     PYODIDE_DIR,
     RUNTIME_FILES,
-    content_addressed,
     kernel_settings,
 )
 from lite_env.site_check import (
@@ -209,6 +209,9 @@ def test_packages_the_start_does_not_import_are_fetched_after_it(site):
 
 
 def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_path):
+    """Also a kernel whose settings are not those its page's early worker booted with (a
+    site's settings edited after the build): it takes the worker, which boots afresh with the
+    kernel's settings (no prefetch), not the Python booted with the others."""
     quiet = shutil.copytree(site, tmp_path / "site")
     config_path = quiet / "jupyter-lite.json"
     config = json.loads(config_path.read_text())
@@ -220,6 +223,7 @@ def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_p
     lazy = {c["package"]: c["file"] for c in chunks if c["lazy"]}
     version = {c["package"]: c["version"] for c in chunks}
     with open_notebook(quiet) as notebook:
+        assert notebook.page.evaluate("self.liteEnvEarlyKernel.adopted")
 
         def fetched(wanted: set[str] = frozenset()) -> set[str]:
             """The files requested so far, once `wanted` are among them (Playwright reports a
@@ -315,41 +319,22 @@ def test_a_cold_load_fetches_each_runtime_file_and_chunk_once(site):
     assert {file: counts[file] for file in files} == dict.fromkeys(files, 1)
 
 
-class _CountingHandler(StaticHandler):
-    """lite-env's server as it is (its caching headers), listing the files it sent whole (a
-    304 answer to a revalidation sends none: a site built a moment ago is not yet fresh by
-    its Last-Modified, so the worker asks whether the preloaded file changed)."""
-
-    served: list[str]
-
-    def send_response(self, code, message=None) -> None:
-        if code == 200:
-            self.served.append(self.path)
-        super().send_response(code, message)
-
-
-def test_the_page_preloads_the_start_files_and_the_worker_reuses_them(site, tmp_path):
-    """With --preload-links the lab page announces the runtime and the start chunks; the
-    kernel's worker then finds them in the HTTP cache: each is sent once, to the page's links."""
-    assert preload.BEGIN not in (site / "lab" / "index.html").read_text()  # off by default
-    site = shutil.copytree(site, tmp_path / "site")
-    settings = kernel_settings(site)
-    assert preload.add_preload_links(site, settings)
-    for page in site.glob("*/index.html.gz"):
-        page.unlink()  # the pages changed: no stale copy to serve
-    files = preload.start_files(site, settings)
-    html = (site / "lab" / "index.html").read_text()
-    assert all(f'href="../{path}"' in html for path, _ in files)
-    assert preload.BEGIN not in (site / "tree" / "index.html").read_text()  # starts no kernel
-    served: list[str] = []
-    handler = type("Handler", (_CountingHandler,), {"served": served})
-    server = make_server(site, port=0, handler=handler, immutable=content_addressed(site))
-    with open_notebook(site, server=server) as notebook:
-        assert run_cell(notebook.page, "import tabulate\nprint('ok')").strip() == "ok"
-    counts = Counter(served)
-    assert {path: counts[f"/{path}"] for path, _ in files} == dict.fromkeys(
-        (path for path, _ in files), 1
-    )
+def test_the_page_starts_the_kernels_worker_and_the_kernel_takes_it(site):
+    """The pages that start a kernel create the default kernel's worker as they load; the
+    kernel takes that worker (no second one) and the Python booted in it, with its output
+    and working directory wired as a kernel's own start makes them."""
+    assert has_block((site / "lab" / "index.html").read_text(), early_start.BLOCK)
+    assert not has_block((site / "tree" / "index.html").read_text(), early_start.BLOCK)
+    with open_notebook(site) as notebook:
+        early = notebook.page.evaluate(
+            "({adopted: self.liteEnvEarlyKernel.adopted, left: !!self.liteEnvEarlyKernel.worker})"
+        )
+        workers = [worker.url.rsplit("/", 1)[-1] for worker in notebook.page.workers]
+        cell = "import os, sys\nprint(os.getcwd())\nprint('to stderr', file=sys.stderr)"
+        output = run_cell(notebook.page, cell)
+    assert early == {"adopted": True, "left": False}
+    assert len(workers) == 1 and workers[0].startswith("kernel-"), workers
+    assert output.split() == ["/drive", "to", "stderr"]
 
 
 #: In the page: fetch a file, return its Content-Encoding and the sha256 of the decoded body.

@@ -1,4 +1,5 @@
-// lite-env's kernels: one Pyodide kernel per environment of a site built from several.
+// lite-env's kernels: one Pyodide kernel per environment of a site built from several, and
+// the default kernel started with the page.
 //
 // A prebuilt JupyterLab extension written by hand (no bundler): a module federation container
 // as JupyterLite loads one (`init` with the shared scope, then `get("./extension")`). Its one
@@ -6,6 +7,9 @@
 // JupyterLite's kernel specs, made like the Pyodide kernel's own plugin (jupyterlite-pyodide-
 // kernel 0.8.6) makes its one kernel, which a site with several environments disables. The
 // classes and tokens come from the shared scope: the same objects every other plugin sees.
+// A page that started the default kernel's worker as it loaded (lite_env/early_start.py) left
+// it in `self.liteEnvEarlyKernel`: the first Pyodide kernel created with that worker's loader
+// and image (from this plugin or the Pyodide kernel's own) takes it instead of a new worker.
 (() => {
   const NAME = "@lite-env/kernels";
   const PLUGIN_ID = `${NAME}:kernels`;
@@ -31,17 +35,44 @@
     return 0;
   }
 
+  /** Let the first kernel with the early worker's loader and image take that worker. */
+  function adoptEarlyWorker(PyodideKernel) {
+    const stock = PyodideKernel.prototype.initWorker;
+    if (stock.liteEnv) return;
+    PyodideKernel.prototype.initWorker = Object.assign(
+      function initWorker(options) {
+        const early = self.liteEnvEarlyKernel;
+        const manifestURL = options.loadPyodideOptions?.liteEnvManifestURL;
+        if (
+          early?.worker &&
+          !crossOriginIsolated &&
+          early.pyodideUrl === options.pyodideUrl &&
+          early.manifestURL === manifestURL
+        ) {
+          const { worker } = early;
+          early.worker = null;
+          early.adopted = true;
+          return worker;
+        }
+        return stock.call(this, options);
+      },
+      { liteEnv: true },
+    );
+  }
+
   async function plugin() {
-    const [services, apputils, logconsole, coreutils] = await Promise.all([
+    const [services, apputils, logconsole, coreutils, pyodideKernel] = await Promise.all([
       use("@jupyterlite/services"),
       use("@jupyterlite/apputils"),
       use("@jupyterlab/logconsole"),
       use("@jupyterlab/coreutils"),
+      use("@jupyterlite/pyodide-kernel"),
     ]);
     const { PageConfig } = coreutils;
+    adoptEarlyWorker(pyodideKernel.PyodideKernel);
     return {
       id: PLUGIN_ID,
-      description: "One Pyodide kernel per lite-env environment.",
+      description: "One Pyodide kernel per lite-env environment; the default one starts with the page.",
       autoStart: true,
       requires: [services.IKernelSpecs],
       optional: [apputils.IServiceWorkerManager, logconsole.ILoggerRegistry],
@@ -77,7 +108,7 @@
               resources: kernel.resources ?? {},
             },
             create: async (options) => {
-              const { PyodideKernel } = await use("@jupyterlite/pyodide-kernel");
+              const { PyodideKernel } = pyodideKernel;
               const mountDrive = !!(serviceWorker?.enabled || crossOriginIsolated);
               return new PyodideKernel({
                 ...options,
