@@ -141,10 +141,16 @@ def test_packages_the_start_does_not_import_are_lazy(tmp_path):
         "hooked": {"site-packages/hooked/__init__.py": b"", "site-packages/hooked.pth": b"x\n"},
         "shared": {"site-packages/shared/__init__.py": b"", "share/shared/data.txt": b"x"},
         "library": {"lib/liblibrary.so": b"\0asm"},
+        # linked by the lazy "compiled" only (and its own library), and by the started package
+        "linked": {"lib/liblinked.so": b"\0asm"},
+        "deeper": {"lib/libdeeper.so": b"\0asm"},
+        "startlib": {"lib/libstartlib.so": b"\0asm"},
     }
+    depends = {"compiled": ("linked",), "linked": ("deeper >=1",), "started": ("startlib",)}
     for name, files in packages.items():
-        dist_info = {f"site-packages/{name}-1.0.dist-info/METADATA": b"Name: x\n"}
-        conda_package(channel, name, "1.0", files=files | dist_info)
+        python = any(path.startswith("site-packages/") for path in files)
+        dist_info = {f"site-packages/{name}-1.0.dist-info/METADATA": b"Name: x\n"} if python else {}
+        conda_package(channel, name, "1.0", files=files | dist_info, depends=depends.get(name, ()))
     index_channel(channel)
     (tmp_path / "environment.yml").write_text(
         "channels: [./channel]\ndependencies: [python, " + ", ".join(packages) + "]\n"
@@ -158,8 +164,12 @@ def test_packages_the_start_does_not_import_are_lazy(tmp_path):
     assert lazy["pure"] == ["pure", "single"]
     # an extension module is written on its first import too; CPython's importer loads it
     assert lazy["compiled"] == ["compiled"]
-    # a shared library in lib/ (which extension modules link) and a .pth are needed at start
-    assert lazy["started"] == lazy["library"] == lazy["hooked"] == lazy["shared"] == []
+    # a shared library that only lazy packages link (directly or through another library)
+    # is written with them, before their extension modules can load it
+    assert lazy["linked"] == lazy["deeper"] == ["compiled"]
+    # one that nothing links, or a started package does, and a .pth are needed at start
+    assert lazy["started"] == lazy["library"] == lazy["startlib"] == []
+    assert lazy["hooked"] == lazy["shared"] == []
     # the lazy package's dist-info is also in a chunk written at start
     metadata = chunks[LAZY_METADATA]
     assert metadata["lazy"] == []
