@@ -9,7 +9,8 @@ The standard library counts most: Pyodide's `python_stdlib.zip` holds sources on
 compiling the modules that Python's own start and the kernel import is about 2 s of a cold
 start in the browser. The same run writes a copy of that zip with an unchecked `.pyc` beside
 each chosen module (zipimport prefers it; the sources stay, for tracebacks), which the site
-ships in place of the original.
+ships in place of the original. Top-level modules and packages that the start does not import
+may be left out of it, for the image to write on their first import (`lazy_stdlib`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ STDLIB_OUT = "/lite-env-stdlib"
 #: The runtime's standard library zip, as the `python` package ships it.
 STDLIB_ZIP = "python_stdlib.zip"
 #: What the compile run's last line of output holds.
-RESULT_KEYS = frozenset({"compiled", "stdlib", "failed", "imported"})
+RESULT_KEYS = frozenset({"compiled", "stdlib", "stdlib_lazy", "failed", "imported"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class CompiledBytecode:
     problems: tuple[str, ...]
     imported: tuple[str, ...]
     stdlib: int = 0
+    stdlib_lazy: int = 0
 
 
 def compile_bytecode(
@@ -53,6 +55,7 @@ def compile_bytecode(
     mode: Bytecode = "imported",
     preload: Sequence[str] = KERNEL_IMPORTS,
     stdlib: Path | None = None,
+    lazy_stdlib: Path | None = None,
 ) -> CompiledBytecode:
     """Write `.pyc` files for the prefix's site-packages under `overlay` (prefix-relative paths).
 
@@ -63,6 +66,9 @@ def compile_bytecode(
         preload: the modules imported to trace what "imported" compiles.
         stdlib: a folder that receives `python_stdlib.zip` with the standard library's
             bytecode for the same modules (None: the standard library is left alone).
+        lazy_stdlib: with `stdlib` in mode "imported", a folder (created) that receives the
+            top-level modules and packages the start did not import, left out of the zip,
+            as prefix-relative paths under lib-dynload (on sys.path after the zip).
 
     Returns the number of files compiled, the problems met (modules that failed to import,
     sources that do not compile: reported, not fatal) and the modules the preload imported
@@ -79,6 +85,7 @@ def compile_bytecode(
             overlay=OVERLAY,
             stdlib_out=STDLIB_OUT if stdlib is not None else None,
             stdlib_zip=STDLIB_ZIP,
+            stdlib_lazy=lazy_stdlib is not None,
         )
         mounts = {overlay: OVERLAY, Path(scratch): STDLIB_OUT}
         done = run_python(prefix, code, mounts=mounts, timeout=600)
@@ -87,9 +94,15 @@ def compile_bytecode(
         if stdlib is not None:
             stdlib.mkdir(parents=True, exist_ok=True)
             os.replace(Path(scratch) / STDLIB_ZIP, stdlib / STDLIB_ZIP)
+            if lazy_stdlib is not None and (Path(scratch) / "lazy").is_dir():
+                os.replace(Path(scratch) / "lazy", lazy_stdlib)
     result = run_result(done.stdout, done.stderr)
     return CompiledBytecode(
-        result["compiled"], tuple(result["failed"]), tuple(result["imported"]), result["stdlib"]
+        result["compiled"],
+        tuple(result["failed"]),
+        tuple(result["imported"]),
+        result["stdlib"],
+        result["stdlib_lazy"],
     )
 
 

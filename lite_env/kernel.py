@@ -21,8 +21,11 @@ KERNELS_EXTENSION = "@lite-env/kernels"
 KERNELS_PLUGIN = f"{KERNELS_EXTENSION}:kernels"
 
 
-#: What JupyterLite's Pyodide kernel imports as it starts.
-KERNEL_IMPORTS = ("piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi")
+#: What JupyterLite's Pyodide kernel imports as it starts and runs its first cell (IPython
+#: imports bdb as it runs each cell's code).
+KERNEL_IMPORTS = (
+    "piplite.piplite", "pyodide_kernel", "ipykernel", "comm", "IPython", "jedi", "bdb"
+)  # fmt: skip
 #: The kernel's modules that make its shell as they are imported (IPython's, with the working
 #: directory of the moment; sys.stdout replaced): the kernel's own start imports them.
 KERNEL_SHELL = frozenset({"pyodide_kernel", "ipykernel"})

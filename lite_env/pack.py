@@ -51,6 +51,11 @@ GZIP_LEVEL = 6
 SITE_PACKAGES_ALIAS = "site-packages/"
 #: The chunk that holds the lazy packages' dist-info folders, written at start.
 LAZY_METADATA = "lite-env-lazy-metadata"
+#: The chunk of the standard library's modules that the start does not import (left out of
+#: the runtime's python_stdlib.zip), written on the first import of one of them.
+LAZY_STDLIB = "lite-env-lazy-stdlib"
+#: Chunks lite-env makes, which are no package of the environment.
+GENERATED_CHUNKS = frozenset({LAZY_METADATA, LAZY_STDLIB})
 #: A file in site-packages: its top-level name, and the rest of its path.
 #: Top-level names that are a package's tests, not a module to import.
 TEST_FOLDERS = frozenset({"test", "tests", "testing", "conftest"})
@@ -152,6 +157,7 @@ def pack(
     rules: PackRules | None = None,
     overlay: Path | None = None,
     started: Collection[str] | None = None,
+    stdlib: Path | None = None,
 ) -> Image:
     """Write the image of `prefix` into `out_dir` (created; existing chunks are reused).
 
@@ -167,6 +173,9 @@ def pack(
             before Python starts (its dist-info goes into one more chunk, LAZY_METADATA,
             written at start); a package of shared libraries that only lazy packages depend
             on goes with them (see _lazy_libraries). None: every package is eager.
+        stdlib: a folder of standard library files left out of the runtime's zip
+            (bytecode.compile_bytecode's `lazy_stdlib`), packed as one more chunk,
+            LAZY_STDLIB: lazy with its top-level modules when `started` is given.
     """
     rules = rules or PackRules()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +197,8 @@ def pack(
         chunks.append(chunk)
     if started is not None:
         chunks = _lazy_libraries(chunks, _dependents(records))
+    if stdlib is not None and stdlib.is_dir():
+        chunks.append(_stdlib_chunk(stdlib, out_dir, lazy=started is not None))
     metadata = _lazy_metadata(out_dir, [c for c in chunks if c.lazy])
     if metadata is not None:
         chunks.append(metadata)
@@ -274,6 +285,24 @@ def _write_chunk(
         executable,
         dropped,
     )
+
+
+def _stdlib_chunk(folder: Path, out_dir: Path, *, lazy: bool) -> Chunk:
+    """The chunk of the standard library files in `folder` (prefix-relative paths under
+    lib-dynload); lazy: written on the first import of one of its top-level modules."""
+    entries: dict[str, bytes | str] = {
+        path.relative_to(folder).as_posix(): read_file_out(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    chunk = _pack_entries(out_dir, (LAZY_STDLIB, "1", "0"), entries, set(), ())
+    if not lazy:
+        return chunk
+    tops = {path.split("lib-dynload/", 1)[1].split("/")[0] for path in entries}
+    modules = sorted(
+        name for name in (top.removesuffix(".py") for top in tops) if name.isidentifier()
+    )
+    return replace(chunk, lazy=tuple(modules))
 
 
 def _lazy_metadata(out_dir: Path, lazy: Sequence[Chunk]) -> Chunk | None:

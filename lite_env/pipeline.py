@@ -40,8 +40,9 @@ from lite_env.spec import EnvSpec
 DONE = "done.json"
 #: Bumped when the build changes what the same lock gives (2: standard library bytecode;
 #: 3: lazy chunks; 4: their metadata written at start; 5: extension modules may be lazy;
-#: 6: shared libraries go with the lazy packages that use them).
-BUILD_FORMAT = 6
+#: 6: shared libraries go with the lazy packages that use them; 7: so does the standard
+#: library the start does not import).
+BUILD_FORMAT = 7
 
 
 @dataclass(frozen=True)
@@ -329,23 +330,27 @@ def _make_image(
     report("installing")
     prefix = install_prefix(lock.records, work / "prefix", cache_dir=cache_dir)
     report("compiling bytecode in Pyodide")
+    # laziness needs the trace of what the start imports, which bytecode "none" skips
+    traced = options.lazy and options.bytecode != "none"
     # the runtime's python_stdlib.zip is replaced by one with the same modules' bytecode
+    # (and, lazily, without the top-level modules the start does not import)
+    lazy_stdlib = work / "stdlib" if traced and options.bytecode == "imported" else None
     compiled = compile_bytecode(
         prefix,
         work / "bytecode",
         mode=options.bytecode,
         preload=preload,
         stdlib=prefix / RUNTIME_DIR,
+        lazy_stdlib=lazy_stdlib,
     )
     report("packing")
-    # laziness needs the trace of what the start imports, which bytecode "none" skips
-    traced = options.lazy and options.bytecode != "none"
     image = pack(
         prefix,
         work / "image",
         rules=rules,
         overlay=work / "bytecode",
         started=compiled.imported if traced else None,
+        stdlib=lazy_stdlib,
     )
     made = None
     if options.shipped_snapshot:

@@ -13,7 +13,9 @@ from pathlib import Path
 #: suffix of their files. lite-env writes gzip; a `.br` file made by another tool is served too.
 ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 #: The files worth compressing: text, WebAssembly, zips of stored members.
-SUFFIXES = frozenset({".html", ".js", ".mjs", ".css", ".json", ".svg", ".ipynb", ".wasm", ".zip"})
+SUFFIXES = frozenset(
+    {".html", ".js", ".mjs", ".css", ".json", ".svg", ".ico", ".ipynb", ".wasm", ".zip"}
+)
 #: Smaller files are sent as they are: their headers weigh more than the gain.
 MIN_SIZE = 1024
 #: A copy is kept only when it weighs at most this share of the file (the standard library

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from lite_env.files import read_json, sha256
 from lite_env.options import Mode
-from lite_env.pack import LAZY_METADATA, Chunk, Image
+from lite_env.pack import GENERATED_CHUNKS, Chunk, Image
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SITE_PACKAGES_PARTS = 3  # lib/python3.X/site-packages/
@@ -48,8 +48,8 @@ def write_pyodide_lock(
     packages = {}
     names = {c.package for c in image.chunks}
     for chunk in image.chunks:
-        if chunk.package == LAZY_METADATA:
-            continue  # the lazy packages' dist-info, also in their own chunks: no package
+        if chunk.package in GENERATED_CHUNKS:
+            continue  # the lazy packages' dist-info, the lazy standard library: no package
         key = canonicalize_name(chunk.package)  # Pyodide looks names up normalized
         entry_depends = sorted(
             canonicalize_name(d) for d in depends.get(chunk.package, []) if d in names

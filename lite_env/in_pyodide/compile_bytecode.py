@@ -13,8 +13,11 @@ import site
 import sys
 
 
-def main(mode, preload, overlay, stdlib_out, stdlib_zip):
-    """Compile by `mode` (none, imported, all) into `overlay`; the stdlib zip into stdlib_out."""
+def main(mode, preload, overlay, stdlib_out, stdlib_zip, stdlib_lazy=False):
+    """Compile by `mode` (none, imported, all) into `overlay`; the stdlib zip into stdlib_out,
+    without the top-level modules and packages the start did not import when `stdlib_lazy`
+    (mode "imported"): those go to stdlib_out/lazy/, under lib-dynload (on sys.path after the
+    zip), for the image to write on their first import."""
     site_packages = site.getsitepackages()[0]
     started = set(sys.modules)
     failed = []
@@ -54,7 +57,7 @@ def main(mode, preload, overlay, stdlib_out, stdlib_zip):
 
     # the standard library: a copy of its zip with a .pyc beside each module imported so far
     # (Python's own start included) or, in mode "all", beside every module
-    stdlib_count = 0
+    stdlib_count, lazy_count = 0, 0
     if stdlib_out:
         import marshal
         import zipfile
@@ -65,12 +68,23 @@ def main(mode, preload, overlay, stdlib_out, stdlib_zip):
             for m in list(sys.modules.values())
             if (getattr(m, "__file__", None) or "").startswith(stdlib + "/")
         }
+        started = {name.split("/")[0].removesuffix(".py") for name in loaded}
+        lazy_folder = stdlib_out + "/lazy" + next(p for p in sys.path if p.endswith("lib-dynload"))
         with (
             zipfile.ZipFile(stdlib) as source,
             zipfile.ZipFile(stdlib_out + "/" + stdlib_zip, "w", zipfile.ZIP_DEFLATED) as target,
         ):
             for info in source.infolist():
                 data = source.read(info)
+                top = info.filename.split("/")[0].removesuffix(".py")
+                if stdlib_lazy and mode == "imported" and top not in started:
+                    if not info.is_dir():
+                        path = lazy_folder + "/" + info.filename
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        with open(path, "wb") as file:
+                            file.write(data)
+                        lazy_count += 1
+                    continue
                 target.writestr(info, data)
                 if not info.filename.endswith(".py") or (
                     mode != "all" and info.filename not in loaded
@@ -88,5 +102,11 @@ def main(mode, preload, overlay, stdlib_out, stdlib_zip):
                 target.writestr(member, pyc + marshal.dumps(code))
                 stdlib_count += 1
     imported = sorted(set(sys.modules) - started)
-    result = {"compiled": count, "stdlib": stdlib_count, "failed": failed, "imported": imported}
+    result = {
+        "compiled": count,
+        "stdlib": stdlib_count,
+        "stdlib_lazy": lazy_count,
+        "failed": failed,
+        "imported": imported,
+    }
     sys.__stdout__.write(json.dumps(result) + "\n")
