@@ -51,6 +51,10 @@ GZIP_LEVEL = 6
 SITE_PACKAGES_ALIAS = "site-packages/"
 #: The chunk that holds the lazy packages' dist-info folders, written at start.
 LAZY_METADATA = "lite-env-lazy-metadata"
+#: Dist-info files a lazy package's metadata chunk leaves to the package's own chunk.
+LATER_METADATA = re.compile(
+    r"\.dist-info/(RECORD|licenses/.*|(LICEN[CS]E|COPYING|NOTICE|AUTHORS)[^/]*)$"
+)
 #: The chunk of the standard library's modules that the start does not import (left out of
 #: the runtime's python_stdlib.zip), written on the first import of one of them.
 LAZY_STDLIB = "lite-env-lazy-stdlib"
@@ -308,14 +312,18 @@ def _stdlib_chunk(folder: Path, out_dir: Path, *, lazy: bool) -> Chunk:
 def _lazy_metadata(out_dir: Path, lazy: Sequence[Chunk]) -> Chunk | None:
     """A chunk written at start with the lazy chunks' dist-info folders (also in their own
     chunks), so that metadata lookups and scans (entry points) find every package without
-    writing the rest of it. RECORD, the largest file and a list of files not written yet,
-    comes with the package."""
+    writing the rest of it. What no lookup reads and weighs most comes with the package:
+    RECORD (a list of files not written yet), the license files, and METADATA's description
+    (its body, after the headers that versions, requirements and extras are read from)."""
     entries: dict[str, bytes | str] = {}
     for chunk in lazy:
         blob = gzip.decompress((out_dir / chunk.file).read_bytes())
         for path, offset, size, _ in chunk.files:
-            if ".dist-info/" in path and not path.endswith(".dist-info/RECORD"):
-                entries[path] = blob[offset : offset + size]
+            if ".dist-info/" in path and not LATER_METADATA.search(path):
+                content = blob[offset : offset + size]
+                if path.endswith(".dist-info/METADATA"):
+                    content = content.split(b"\n\n", 1)[0] + b"\n"
+                entries[path] = content
     if not entries:
         return None
     return _pack_entries(out_dir, (LAZY_METADATA, "1", "0"), entries, set(), ())

@@ -41,8 +41,9 @@ DONE = "done.json"
 #: Bumped when the build changes what the same lock gives (2: standard library bytecode;
 #: 3: lazy chunks; 4: their metadata written at start; 5: extension modules may be lazy;
 #: 6: shared libraries go with the lazy packages that use them; 7: so does the standard
-#: library the start does not import).
-BUILD_FORMAT = 7
+#: library the start does not import; 8: lazy packages' licenses come with them; 9: and
+#: their descriptions).
+BUILD_FORMAT = 9
 
 
 @dataclass(frozen=True)

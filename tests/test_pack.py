@@ -135,7 +135,11 @@ def test_packages_the_start_does_not_import_are_lazy(tmp_path):
     channel = tmp_path / "channel"
     runtime_packages(channel)
     packages = {
-        "pure": {"site-packages/pure/__init__.py": b"", "site-packages/single.py": b""},
+        "pure": {
+            "site-packages/pure/__init__.py": b"",
+            "site-packages/single.py": b"",
+            "site-packages/pure-1.0.dist-info/licenses/LICENSE": b"MIT",
+        },
         "started": {"site-packages/started/__init__.py": b""},
         "compiled": {"site-packages/compiled/_c.cpython-314-wasm32-emscripten.so": b"\0asm"},
         "hooked": {"site-packages/hooked/__init__.py": b"", "site-packages/hooked.pth": b"x\n"},
@@ -149,7 +153,8 @@ def test_packages_the_start_does_not_import_are_lazy(tmp_path):
     depends = {"compiled": ("linked",), "linked": ("deeper >=1",), "started": ("startlib",)}
     for name, files in packages.items():
         python = any(path.startswith("site-packages/") for path in files)
-        dist_info = {f"site-packages/{name}-1.0.dist-info/METADATA": b"Name: x\n"} if python else {}
+        metadata = f"Name: {name}\nVersion: 1.0\n\nA long description.\n".encode()
+        dist_info = {f"site-packages/{name}-1.0.dist-info/METADATA": metadata} if python else {}
         conda_package(channel, name, "1.0", files=files | dist_info, depends=depends.get(name, ()))
     index_channel(channel)
     (tmp_path / "environment.yml").write_text(
@@ -170,7 +175,8 @@ def test_packages_the_start_does_not_import_are_lazy(tmp_path):
     # one that nothing links, or a started package does, and a .pth are needed at start
     assert lazy["started"] == lazy["library"] == lazy["startlib"] == []
     assert lazy["hooked"] == lazy["shared"] == []
-    # the lazy package's dist-info is also in a chunk written at start
+    # the lazy package's dist-info is also in a chunk written at start, but for what no
+    # lookup reads (licenses, the description), which comes with the package
     metadata = chunks[LAZY_METADATA]
     assert metadata["lazy"] == []
     assert [path for path, *_ in metadata["files"]] == [
@@ -179,6 +185,10 @@ def test_packages_the_start_does_not_import_are_lazy(tmp_path):
         f"{SITE}/pure-1.0.dist-info/METADATA",
         f"{SITE}/pure-1.0.dist-info/PYODIDE_SOURCE",
     ]
+    blob = gzip.decompress((image.folder / metadata["file"]).read_bytes())
+    _, offset, size, _ = metadata["files"][2]
+    assert blob[offset : offset + size] == b"Name: pure\nVersion: 1.0\n"
+    assert f"{SITE}/pure-1.0.dist-info/licenses/LICENSE" in [p for p, *_ in chunks["pure"]["files"]]
     # without a trace of the start, nothing is lazy
     eager = pack(prefix, tmp_path / "eager")
     assert not [c for c in manifest(eager)["chunks"] if c["lazy"]]

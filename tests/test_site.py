@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import kernel_settings, run_in_site
 
+from lite_env.pack import LAZY_STDLIB
 from lite_env.pyodide_node import run_python_with_loader
 from lite_env.site import LOADER_NAME, write_loader
 
@@ -77,6 +79,25 @@ def test_the_loader_imports_the_kernels_pure_modules_before_the_kernel_runs(buil
     probe = f"import sys\nprint(sorted({names} & set(sys.modules)))"
     assert run_in_site(site, probe).stdout == "['IPython', 'comm', 'jedi', 'piplite.piplite']\n"
     assert run_in_site(site, probe, liteEnvImports=[]).stdout == "[]\n"
+
+
+def test_the_standard_library_the_start_does_not_import_is_a_lazy_chunk(built):
+    """python_stdlib.zip keeps what the start imports (bytecode beside it); the rest is a
+    chunk of the image, written under lib-dynload on the first import of one of its
+    modules (under node, where every chunk is written at start, before Python starts)."""
+    site, _, _ = built
+    options = kernel_settings(site)["loadPyodideOptions"]
+    with zipfile.ZipFile(site / "static" / "pyodide" / "python_stdlib.zip") as stdlib:
+        names = set(stdlib.namelist())
+    assert {"json/__init__.py", "bdb.py", "bdb.pyc"} - names == set()
+    assert not {"fractions.py", "statistics.py", "xml/__init__.py"} & names
+    manifest = json.loads((site / options["liteEnvManifestURL"]).read_text())
+    (chunk,) = [c for c in manifest["chunks"] if c["package"] == LAZY_STDLIB]
+    assert {"fractions", "statistics", "xml"} <= set(chunk["lazy"])
+    assert "lib/python3.14/lib-dynload/fractions.py" in [path for path, *_ in chunk["files"]]
+    code = "import statistics, fractions\nprint(statistics.mean([fractions.Fraction(1, 3), 1]))"
+    done = run_in_site(site, code)
+    assert (done.returncode, done.stdout) == (0, "2/3\n"), done.stderr
 
 
 def test_two_builds_of_one_lock_compare_equal_file_by_file(built):
