@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from machine import foreign_load, sample
 
 from lite_env.serve import StaticHandler, StaticServer
-from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, notebook_launcher
+from lite_env.site_check import CHROMIUM, CHROMIUM_ARGS, LAB_PAGE, leaves_site, notebook_launcher
 
 HOST = "127.0.0.1"
 #: The first cell after idle, and the text its output shows when done.
@@ -294,7 +294,7 @@ def _one_load(
     load.load = foreign_load(before, after)
     _account(load, server, log_start, marks_start)
     load.browser_requests = len(requests)
-    load.foreign_requests = sorted({u for u in requests if _leaves_host(u)})
+    load.foreign_requests = sorted({u for u in requests if leaves_site(u, server.origin)})
     load.console_errors = list(dict.fromkeys(errors))[:20]
     return load
 
@@ -359,11 +359,6 @@ def _account(load: Load, server, log_start: int, marks_start: int) -> None:
             ]
         if body.get("imports"):
             load.imports = body["imports"]
-
-
-def _leaves_host(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https", "ws", "wss", "ftp") and parts.hostname != HOST
 
 
 def _summary(load: Load) -> str:

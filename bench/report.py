@@ -49,7 +49,6 @@ LABELS = {
     "lite-env-kernel": "(b4) lite-env, kernel packages only (stock's set)",
     "lite-env-snapshot": "(b5) lite-env + memory snapshot",
     "lite-env-eager": "(b6) lite-env, no lazy packages",
-    "lite-env-links": "(b7) lite-env with the pages' preload links (removed: see the README)",
     "lite-env-late": "(b8) lite-env, kernel worker made with the kernel (no early start)",
     "floor": "(c) floor: runtime only",
 }

@@ -31,7 +31,7 @@ from lite_env.site_check import (
     cell_timed_out,
     decoded_size,
     import_code,
-    leaves_host,
+    leaves_site,
     not_idle,
     notebook_launcher,
     parse_imports,
@@ -58,6 +58,7 @@ class FirefoxRun:
     responses: dict[str, tuple[int, str]]  # URL → (Content-Length, Content-Encoding), first seen
     console: tuple[str, ...]
     errors: tuple[str, ...]
+    origin: str  # the served site's http://host:port
 
 
 def check_site_firefox(
@@ -83,10 +84,14 @@ def check_site_firefox(
         time_to_idle_s=run.time_to_idle_s,
         outputs=run.outputs[1:],
         requests=run.requests,
-        foreign_requests=tuple(dict.fromkeys(u for u in run.requests if leaves_host(u))),
+        foreign_requests=tuple(
+            dict.fromkeys(u for u in run.requests if leaves_site(u, run.origin))
+        ),
         responses=len(run.responses),
         bytes_received=sum(length for length, _ in run.responses.values()),
-        bytes_decoded=sum(decoded_size(site, url, *sent) for url, sent in run.responses.items()),
+        bytes_decoded=sum(
+            decoded_size(site, run.origin, url, *sent) for url, sent in run.responses.items()
+        ),
         console_errors=run.errors,
         screenshot=screenshot if screenshot is not None and screenshot.is_file() else None,
     )
@@ -111,10 +116,11 @@ def run_in_firefox(
         raise LiteEnvError(f"{site}: not a built site (no {LAB_PAGE})", hint="run `lite-env build`")
     server = make_server(site, host=HOST, port=0, immutable=content_addressed(site))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://{HOST}:{server.server_address[1]}"
     task = {
         "npm_prefix": str(NODE_PREFIX),
         "firefox": firefox,
-        "url": f"http://{HOST}:{server.server_address[1]}/{LAB_PAGE}",
+        "url": f"{origin}/{LAB_PAGE}",
         "launcher": notebook_launcher(kernel),
         "idle": KERNEL_IDLE,
         "cells": list(cells),
@@ -144,10 +150,12 @@ def run_in_firefox(
         seen = json.loads(stdout)
     except json.JSONDecodeError:
         raise LiteEnvError("the Firefox driver failed", hint=(stderr or stdout)[-2000:]) from None
-    return _firefox_run(seen, kernel, cells, timeout)
+    return _firefox_run(seen, kernel, cells, timeout, origin)
 
 
-def _firefox_run(seen: dict, kernel: str, cells: Sequence[str], timeout: float) -> FirefoxRun:
+def _firefox_run(
+    seen: dict, kernel: str, cells: Sequence[str], timeout: float, origin: str
+) -> FirefoxRun:
     """The driver's JSON as a FirefoxRun; LiteEnvError for a kernel that never got idle or a
     cell that did not finish."""
     console = list(seen["console"])
@@ -174,6 +182,7 @@ def _firefox_run(seen: dict, kernel: str, cells: Sequence[str], timeout: float) 
         responses=responses,
         console=tuple(console),
         errors=tuple([line for line in console if line.startswith("error:")] + uncaught),
+        origin=origin,
     )
 
 

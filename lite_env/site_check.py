@@ -142,6 +142,7 @@ class Notebook:
 
     page: Page
     site: Path
+    origin: str  # the served site's http://host:port
     time_to_idle_s: float = 0.0
     requests: list[str] = field(default_factory=list)
     responses: dict[str, Response] = field(default_factory=dict)  # by URL
@@ -150,8 +151,8 @@ class Notebook:
     uncaught: list[tuple[float, str]] = field(default_factory=list)  # (perf_counter, error)
 
     def foreign_requests(self) -> list[str]:
-        """Requests to another host than the site's (data:, blob: and the like stay local)."""
-        return list(dict.fromkeys(url for url in self.requests if leaves_host(url)))
+        """Requests that left the served site (see leaves_site)."""
+        return list(dict.fromkeys(url for url in self.requests if leaves_site(url, self.origin)))
 
     def bytes_received(self) -> int:
         """The bodies' size as sent (compressed where the server sent a precompressed file)."""
@@ -163,6 +164,7 @@ class Notebook:
         return sum(
             decoded_size(
                 self.site,
+                self.origin,
                 r.url,
                 int(r.headers.get("content-length", 0)),
                 r.headers.get("content-encoding", ""),
@@ -171,11 +173,11 @@ class Notebook:
         )
 
 
-def decoded_size(site: Path, url: str, length: int, encoding: str) -> int:
-    """A response body's size once decoded: a precompressed file of the site counts as the
-    site's file it stands for; any other body as sent (`length`)."""
+def decoded_size(site: Path, origin: str, url: str, length: int, encoding: str) -> int:
+    """A response body's size once decoded: a precompressed file of the site (served at
+    `origin`) counts as the site's file it stands for; any other body as sent (`length`)."""
     file = site / unquote(urlsplit(url).path).lstrip("/")
-    if encoding and not leaves_host(url) and file.is_file():
+    if encoding and not leaves_site(url, origin) and file.is_file():
         return file.stat().st_size
     return length
 
@@ -244,9 +246,11 @@ def open_notebook(
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
             context = _launch(playwright, chromium, profile)
             try:
-                notebook = Notebook(context.pages[0] if context.pages else context.new_page(), site)
+                origin = f"http://{HOST}:{server.server_address[1]}"
+                page = context.pages[0] if context.pages else context.new_page()
+                notebook = Notebook(page, site, origin)
                 _record(context, notebook)
-                url = f"http://{HOST}:{server.server_address[1]}/{LAB_PAGE}"
+                url = f"{origin}/{LAB_PAGE}"
                 notebook.time_to_idle_s = _start_kernel(notebook, url, kernel, timeout)
                 yield notebook
             finally:
@@ -488,11 +492,14 @@ def _launch(playwright, chromium: str, profile: str) -> BrowserContext:
         ) from None
 
 
-def leaves_host(url: str) -> bool:
-    """Whether a request goes to another host than the check's (data:, blob: and the like
-    stay local)."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https", "ws", "wss", "ftp") and parts.hostname != HOST
+def leaves_site(url: str, origin: str) -> bool:
+    """Whether a request goes elsewhere than the served site at `origin`: another host, or
+    another port of the same host (another service on the check's machine); data:, blob: and
+    the like stay local."""
+    parts, site = urlsplit(url), urlsplit(origin)
+    if parts.scheme not in ("http", "https", "ws", "wss", "ftp"):
+        return False
+    return (parts.hostname, parts.port) != (site.hostname, site.port)
 
 
 def _playwright():

@@ -280,3 +280,18 @@ def test_verify_limit_reads_the_module_setting(tmp_path, monkeypatch):
     monkeypatch.setattr(verify, "MAX_UNPACKED_SIZE", 1024)
     big = raw_conda(tmp_path, "big", [member("lib/zeros", bytes(4096))])
     assert verify_package(big) == ["unpacks to more than 1,024 bytes; refused"]
+
+
+def test_a_request_to_another_service_of_the_checks_machine_leaves_the_site():
+    """`lite-env check` counts what a hostile site asks of other ports of 127.0.0.1 (another
+    service on the machine) as requests that left the site, like those to other hosts."""
+    from lite_env.site_check import leaves_site
+
+    origin = "http://127.0.0.1:8000"
+    assert not leaves_site("http://127.0.0.1:8000/lab/index.html", origin)
+    assert not leaves_site("ws://127.0.0.1:8000/api/kernels/1", origin)
+    assert not leaves_site("data:text/plain,local", origin)
+    assert leaves_site("http://127.0.0.1:8001/admin", origin)
+    assert leaves_site("http://127.0.0.1/", origin)
+    assert leaves_site("http://localhost:8000/", origin)
+    assert leaves_site("https://example.invalid/", origin)
