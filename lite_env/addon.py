@@ -24,7 +24,7 @@ from lite_env.early_start import add_early_start
 from lite_env.errors import LiteEnvError
 from lite_env.extensions import copy_extension, site_extensions
 from lite_env.pipeline import prepare_image, site_environments
-from lite_env.site import IMAGE_DIR, add_environments, early_start
+from lite_env.site import IMAGE_DIR, add_environments, needs_kernels_extension, starts_early
 from lite_env.spec import read_spec
 
 
@@ -110,7 +110,7 @@ class LiteEnvAddon(BaseAddon):
             ]
             extensions = [e for prepared in self._prepared for e in prepared.extensions]
             site_extensions_dir = Path(self.manager.output_dir) / "extensions"
-            ours = len(self._prepared) > 1 or early_start(self._environments[0][1])
+            ours = needs_kernels_extension(len(self._prepared), self._environments[0][1])
             # the kernel's own extension comes with jupyterlite-pyodide-kernel's addon
             for extension in site_extensions(extensions, ours=ours)[1:]:
                 copy_extension(extension, site_extensions_dir)
@@ -131,7 +131,7 @@ class LiteEnvAddon(BaseAddon):
                 site_environments(self._environments, prepared, cache_dir=cache_dir()),
             )
             options = self._environments[0][1]
-            if early_start(options):
+            if starts_early(options):
                 add_early_start(site.folder, site.kernel_settings, IMAGE_DIR)
         except LiteEnvError as error:
             return self._failed(error)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.files import copy_folder_out
 from lite_env.kernel import KERNEL_IMPORTS
 from lite_env.options import Bytecode
 from lite_env.pyodide_node import program, run_python
@@ -33,7 +34,7 @@ STDLIB_OUT = "/lite-env-stdlib"
 #: The runtime's standard library zip, as the `python` package ships it.
 STDLIB_ZIP = "python_stdlib.zip"
 #: What the compile run's last line of output holds.
-RESULT_KEYS = frozenset({"compiled", "stdlib", "stdlib_lazy", "failed", "imported"})
+RESULT_KEYS = frozenset({"compiled", "stdlib", "failed", "imported"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ class CompiledBytecode:
     problems: tuple[str, ...]
     imported: tuple[str, ...]
     stdlib: int = 0
-    stdlib_lazy: int = 0
 
 
 def compile_bytecode(
@@ -94,15 +94,11 @@ def compile_bytecode(
         if stdlib is not None:
             stdlib.mkdir(parents=True, exist_ok=True)
             os.replace(Path(scratch) / STDLIB_ZIP, stdlib / STDLIB_ZIP)
-            if lazy_stdlib is not None and (Path(scratch) / "lazy").is_dir():
-                os.replace(Path(scratch) / "lazy", lazy_stdlib)
+            if lazy_stdlib is not None and (Path(scratch) / "lazy").exists():
+                copy_folder_out(Path(scratch) / "lazy", lazy_stdlib)  # never a link of the run's
     result = run_result(done.stdout, done.stderr)
     return CompiledBytecode(
-        result["compiled"],
-        tuple(result["failed"]),
-        tuple(result["imported"]),
-        result["stdlib"],
-        result["stdlib_lazy"],
+        result["compiled"], tuple(result["failed"]), tuple(result["imported"]), result["stdlib"]
     )
 
 

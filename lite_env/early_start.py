@@ -56,13 +56,9 @@ def add_early_start(site: Path, settings: dict, folder: Path) -> Path:
     )
     name = EARLY_WORKERS.replace("*", _digest(source))
     worker = write_atomically(site / folder / name, source)
+    started = {"pyodideUrl": settings["pyodideUrl"], "loadPyodideOptions": options}
     for page in kernel_pages(site):
-        script = _page_script(
-            worker=_relative(worker, page.parent),
-            loader=_relative(site / loader, page.parent),
-            manifest=_relative(site / site_path(options["liteEnvManifestURL"]), page.parent),
-        )
-        write_block(page, BLOCK, script)
+        write_block(page, BLOCK, _page_script(_relative(worker, page.parent), started))
     return worker.relative_to(site)
 
 
@@ -75,20 +71,19 @@ def _worker_source(*, loader: str, kernel_worker: str, root: str, options: dict)
         f"import {_js(kernel_worker)};\n\n"
         f"startEarly(\n  new URL({_js(loader)}, import.meta.url),\n"
         f"  new URL({_js(root)}, import.meta.url),\n"
-        f"  {json.dumps(options, sort_keys=True)},\n);\n"
+        f"  {_js(options)},\n);\n"
     )
 
 
-def _page_script(*, worker: str, loader: str, manifest: str) -> list[str]:
+def _page_script(worker: str, settings: dict) -> list[str]:
     """The page's inline script: create the worker (not where the kernel would use another
-    kind, a cross-origin isolated page) and leave it for the kernels extension."""
-    url = lambda path: f"new URL({_js(path)}, document.baseURI).href"  # noqa: E731
+    kind, a cross-origin isolated page) and leave it, with the settings it started with
+    (URLs relative to the site's root, as in jupyter-lite.json), for the kernels extension."""
     script = (
         "if (self.Worker && !self.crossOriginIsolated) {"
-        " self.liteEnvEarlyKernel = {"
-        f" pyodideUrl: {url(loader)},"
-        f" manifestURL: {url(manifest)},"
-        f' worker: new Worker({url(worker)}, {{ type: "module" }}) }}; }}'
+        f" self.liteEnvEarlyKernel = {{ settings: {_js(settings)},"
+        f" worker: new Worker(new URL({_js(worker)}, document.baseURI),"
+        ' { type: "module" }) }; }'
     )
     return [f"<script>{script}</script>"]
 
@@ -97,9 +92,9 @@ def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(path, start).replace(os.sep, "/")
 
 
-def _js(text: str) -> str:
-    """A JavaScript string literal that cannot end an inline script."""
-    return json.dumps(text).replace("<", "\\u003c")
+def _js(value: object) -> str:
+    """A JavaScript literal of a JSON value that cannot end an inline script."""
+    return json.dumps(value, sort_keys=True).replace("<", "\\u003c")
 
 
 def _digest(text: str) -> str:

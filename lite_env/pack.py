@@ -19,8 +19,9 @@ from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
-from rattler import PrefixRecord
+from rattler import MatchSpec, PrefixRecord
 
+from lite_env.errors import LiteEnvError
 from lite_env.files import prefix_file, read_file_out, write_atomically
 from lite_env.options import BuildOptions
 
@@ -302,7 +303,10 @@ def _stdlib_chunk(folder: Path, out_dir: Path, *, lazy: bool) -> Chunk:
     chunk = _pack_entries(out_dir, (LAZY_STDLIB, "1", "0"), entries, set(), ())
     if not lazy:
         return chunk
-    tops = {path.split("lib-dynload/", 1)[1].split("/")[0] for path in entries}
+    inside = [path.partition("/lib-dynload/")[2] for path in entries]
+    if not all(inside):
+        raise LiteEnvError(f"{folder}: standard library files outside lib-dynload/")
+    tops = {path.split("/")[0] for path in inside}
     modules = sorted(
         name for name in (top.removesuffix(".py") for top in tops) if name.isidentifier()
     )
@@ -406,10 +410,11 @@ def _lazy_modules(chunk: Chunk, started: Collection[str]) -> tuple[str, ...]:
 
 
 def _lazy_libraries(chunks: Sequence[Chunk], dependents: Mapping[str, set[str]]) -> list[Chunk]:
-    """The chunks, where a package of shared libraries (no site-packages files) whose
-    dependents in the image are all lazy is made lazy with them: written on the first import
-    of one of their modules, before that module's extension modules can load it. Repeated
-    until nothing changes, for libraries of libraries."""
+    """The chunks, where a package of shared libraries (no site-packages files, at least one
+    shared library) whose dependents in the image are all lazy is made lazy with them: written
+    on the first import of one of their modules, before that module's extension modules can
+    load it. Repeated until nothing changes, for libraries of libraries. A package of data
+    (fonts, certificates), which something may read by its path, stays eager."""
     by_name = {chunk.package: chunk for chunk in chunks}
     changed = True
     while changed:
@@ -418,7 +423,9 @@ def _lazy_libraries(chunks: Sequence[Chunk], dependents: Mapping[str, set[str]])
             users = [by_name[user] for user in dependents.get(name, ()) if user in by_name]
             if chunk.lazy or not users or not all(user.lazy for user in users):
                 continue
-            if any(SITE_PACKAGES_FILE.fullmatch(path) for path in _paths(chunk)):
+            paths = _paths(chunk)
+            python = any(SITE_PACKAGES_FILE.fullmatch(path) for path in paths)
+            if python or not any(is_dynlib(path) for path in paths):
                 continue
             lazy = sorted({module for user in users for module in user.lazy})
             by_name[name] = replace(chunk, lazy=tuple(lazy))
@@ -431,7 +438,8 @@ def _dependents(records: Sequence[PrefixRecord]) -> dict[str, set[str]]:
     users: dict[str, set[str]] = {}
     for record in records:
         for spec in record.depends:
-            users.setdefault(spec.split()[0].lower(), set()).add(record.name.normalized)
+            name = MatchSpec(spec).name.normalized
+            users.setdefault(name, set()).add(record.name.normalized)
     return users
 
 

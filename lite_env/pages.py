@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lite_env.errors import LiteEnvError
+from lite_env.files import write_atomically
 
 #: The JupyterLite apps whose page starts a kernel; the file browser (tree) and editor do not.
 KERNEL_APPS = ("lab", "notebooks", "repl", "consoles")
@@ -29,7 +30,7 @@ def write_block(page: Path, name: str, lines: Sequence[str]) -> None:
         raise LiteEnvError(f"{page}: a JupyterLite page without <head>")
     begin, end = _markers(name)
     block = "\n    ".join([begin, *lines, end])
-    page.write_text(text.replace("<head>", f"<head>\n    {block}", 1), encoding="utf-8")
+    write_atomically(page, text.replace("<head>", f"<head>\n    {block}", 1))
 
 
 def remove_block(text: str, name: str) -> str:

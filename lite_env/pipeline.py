@@ -42,8 +42,8 @@ DONE = "done.json"
 #: 3: lazy chunks; 4: their metadata written at start; 5: extension modules may be lazy;
 #: 6: shared libraries go with the lazy packages that use them; 7: so does the standard
 #: library the start does not import; 8: lazy packages' licenses come with them; 9: and
-#: their descriptions).
-BUILD_FORMAT = 9
+#: their descriptions; 10: libraries need a shared library to be lazy).
+BUILD_FORMAT = 10
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def prepare_image(
         if options.locked
         else lock_environment(spec, cache_dir=cache_dir)
     )
-    key = _build_key(lock, options.bytecode, preload, rules, options.shipped_snapshot, options.lazy)
+    key = _build_key(lock, options, preload, rules)
     work = cache_dir / "builds" / key
     problems: tuple[str, ...] = ()
     reused = _read_record(work)
@@ -317,6 +317,13 @@ def kernel_names(specs: Sequence[EnvSpec]) -> list[str]:
     return names
 
 
+def lazy_stdlib_wanted(options: BuildOptions) -> bool:
+    """Whether the standard library the start does not import leaves the runtime's zip for a
+    lazy chunk: only the loader (mode image) writes it back, and only a trace of the start
+    (bytecode "imported") says what the start imports."""
+    return options.lazy and options.bytecode == "imported" and options.mode == "image"
+
+
 def _make_image(
     lock: Lock,
     work: Path,
@@ -335,7 +342,7 @@ def _make_image(
     traced = options.lazy and options.bytecode != "none"
     # the runtime's python_stdlib.zip is replaced by one with the same modules' bytecode
     # (and, lazily, without the top-level modules the start does not import)
-    lazy_stdlib = work / "stdlib" if traced and options.bytecode == "imported" else None
+    lazy_stdlib = work / "stdlib" if lazy_stdlib_wanted(options) else None
     compiled = compile_bytecode(
         prefix,
         work / "bytecode",
@@ -403,23 +410,17 @@ def _read_record(work: Path) -> tuple[Image, Snapshot | None] | None:
     return image, made
 
 
-def _build_key(
-    lock: Lock,
-    bytecode: str,
-    preload: Sequence[str],
-    rules: PackRules,
-    snapshot: bool,
-    lazy: bool,
-) -> str:
+def _build_key(lock: Lock, options: BuildOptions, preload: Sequence[str], rules: PackRules) -> str:
     content = {
         "lite-env": __version__,
         "format": BUILD_FORMAT,
-        "snapshot": snapshot,
+        "snapshot": options.shipped_snapshot,
         "records": sorted(r.sha256.hex() if r.sha256 else r.url for r in lock.records),
-        "bytecode": bytecode,
+        "bytecode": options.bytecode,
         "preload": list(preload),
         "rules": [rules.exclude, rules.keep, sorted(rules.exclude_by_package.items())],
-        "lazy": lazy,
+        "lazy": options.lazy,
+        "lazy_stdlib": lazy_stdlib_wanted(options),  # the runtime's zip differs
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
 

@@ -118,15 +118,16 @@ def build_site(
     """
     for environment in environments:
         check_kernel_packages(environment.provides)  # before the long jupyterlite build
-    early = early_start(options)
-    installed = site_extensions(extensions, ours=len(environments) > 1 or early)
+    installed = site_extensions(
+        extensions, ours=needs_kernels_extension(len(environments), options)
+    )
     output = output.absolute()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         _jupyter_lite_build(staging / "site", options, installed)
         site = add_environments(staging / "site", environments)
-        if early:
+        if starts_early(options):
             add_early_start(staging / "site", site.kernel_settings, IMAGE_DIR)
         if options.precompress:
             # mambajs 0.21.6 panics ("time not implemented on this platform") on a repodata.json
@@ -138,10 +139,16 @@ def build_site(
     return Site(output, site.kernels, installed)
 
 
-def early_start(options: BuildOptions) -> bool:
+def starts_early(options: BuildOptions) -> bool:
     """Whether a site built with the default environment's `options` starts its kernel with
     the page (which needs lite-env's loader)."""
     return options.early_start and options.mode == "image"
+
+
+def needs_kernels_extension(environments: int, options: BuildOptions) -> bool:
+    """Whether a site of this many environments, built with the default one's `options`,
+    installs lite-env's kernels extension: for a kernel each, or to start one early."""
+    return environments > 1 or starts_early(options)
 
 
 def check_kernel_packages(provides: Sequence[str]) -> None:

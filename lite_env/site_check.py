@@ -499,7 +499,10 @@ def leaves_site(url: str, origin: str) -> bool:
     parts, site = urlsplit(url), urlsplit(origin)
     if parts.scheme not in ("http", "https", "ws", "wss", "ftp"):
         return False
-    return (parts.hostname, parts.port) != (site.hostname, site.port)
+    try:
+        return (parts.hostname, parts.port) != (site.hostname, site.port)
+    except ValueError:  # a port out of range: no request of the site's
+        return True
 
 
 def _playwright():

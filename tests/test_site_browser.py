@@ -210,9 +210,9 @@ def test_packages_the_start_does_not_import_are_fetched_after_it(site):
 
 
 def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_path):
-    """Also a kernel whose settings are not those its page's early worker booted with (a
-    site's settings edited after the build): it takes the worker, which boots afresh with the
-    kernel's settings (no prefetch), not the Python booted with the others."""
+    """Also a kernel whose settings are not those its page's early worker started with (a
+    site's settings edited after the build): the worker is stopped and the kernel gets one of
+    its own, with its settings (no prefetch), not the Python booted with the others."""
     quiet = shutil.copytree(site, tmp_path / "site")
     config_path = quiet / "jupyter-lite.json"
     config = json.loads(config_path.read_text())
@@ -224,7 +224,8 @@ def test_without_prefetching_a_lazy_package_is_fetched_by_its_import(site, tmp_p
     lazy = {c["package"]: c["file"] for c in chunks if c["lazy"]}
     version = {c["package"]: c["version"] for c in chunks}
     with open_notebook(quiet) as notebook:
-        assert notebook.page.evaluate("self.liteEnvEarlyKernel.adopted")
+        early = "[self.liteEnvEarlyKernel.adopted, self.liteEnvEarlyKernel.worker]"
+        assert notebook.page.evaluate(early) == [None, None]
 
         def fetched(wanted: set[str] = frozenset()) -> set[str]:
             """The files requested so far, once `wanted` are among them (Playwright reports a
@@ -337,11 +338,15 @@ def test_the_page_starts_the_kernels_worker_and_the_kernel_takes_it(site):
             "({adopted: self.liteEnvEarlyKernel.adopted, left: !!self.liteEnvEarlyKernel.worker})"
         )
         workers = [worker.url.rsplit("/", 1)[-1] for worker in notebook.page.workers]
-        cell = "import os, sys\nprint(os.getcwd())\nprint('to stderr', file=sys.stderr)"
+        cell = (
+            "import os, sys\nprint(os.getcwd(), 'Untitled.ipynb' in os.listdir())\n"
+            "print('to stderr', file=sys.stderr)"
+        )
         output = run_cell(notebook.page, cell)
     assert early == {"adopted": True, "left": False}
     assert len(workers) == 1 and workers[0].startswith("kernel-"), workers
-    assert output.split() == ["/drive", "to", "stderr"]
+    # the notebook's folder of the page's drive, listed through the drive's service worker
+    assert output.split() == ["/drive", "True", "to", "stderr"]
 
 
 #: In the page: fetch a file, return its Content-Encoding and the sha256 of the decoded body.

@@ -57,7 +57,7 @@ def main(mode, preload, overlay, stdlib_out, stdlib_zip, stdlib_lazy=False):
 
     # the standard library: a copy of its zip with a .pyc beside each module imported so far
     # (Python's own start included) or, in mode "all", beside every module
-    stdlib_count, lazy_count = 0, 0
+    stdlib_count = 0
     if stdlib_out:
         import marshal
         import zipfile
@@ -68,22 +68,24 @@ def main(mode, preload, overlay, stdlib_out, stdlib_zip, stdlib_lazy=False):
             for m in list(sys.modules.values())
             if (getattr(m, "__file__", None) or "").startswith(stdlib + "/")
         }
-        started = {name.split("/")[0].removesuffix(".py") for name in loaded}
-        lazy_folder = stdlib_out + "/lazy" + next(p for p in sys.path if p.endswith("lib-dynload"))
+        stdlib_started = {name.split("/")[0].removesuffix(".py") for name in loaded}
+        if stdlib_lazy and mode == "imported":
+            dynload = next(p for p in sys.path if p.endswith("/lib-dynload"))
+            lazy_folder = stdlib_out + "/lazy" + dynload
+        else:
+            lazy_folder = None
         with (
             zipfile.ZipFile(stdlib) as source,
             zipfile.ZipFile(stdlib_out + "/" + stdlib_zip, "w", zipfile.ZIP_DEFLATED) as target,
         ):
             for info in source.infolist():
                 data = source.read(info)
-                top = info.filename.split("/")[0].removesuffix(".py")
-                if stdlib_lazy and mode == "imported" and top not in started:
+                if lazy_folder and _lazy_member(info.filename, stdlib_started):
                     if not info.is_dir():
                         path = lazy_folder + "/" + info.filename
                         os.makedirs(os.path.dirname(path), exist_ok=True)
                         with open(path, "wb") as file:
                             file.write(data)
-                        lazy_count += 1
                     continue
                 target.writestr(info, data)
                 if not info.filename.endswith(".py") or (
@@ -102,11 +104,14 @@ def main(mode, preload, overlay, stdlib_out, stdlib_zip, stdlib_lazy=False):
                 target.writestr(member, pyc + marshal.dumps(code))
                 stdlib_count += 1
     imported = sorted(set(sys.modules) - started)
-    result = {
-        "compiled": count,
-        "stdlib": stdlib_count,
-        "stdlib_lazy": lazy_count,
-        "failed": failed,
-        "imported": imported,
-    }
+    result = {"compiled": count, "stdlib": stdlib_count, "failed": failed, "imported": imported}
     sys.__stdout__.write(json.dumps(result) + "\n")
+
+
+def _lazy_member(name, started):
+    """Whether a member of the standard library's zip leaves it for the lazy chunk: one of a
+    top-level module or package that nothing imported, whose name the image's finder can
+    import (other names, `_sysconfigdata-...` say, stay), with a plain relative path."""
+    top = name.split("/")[0].removesuffix(".py")
+    plain = not name.startswith("/") and ".." not in name.split("/")
+    return plain and top.isidentifier() and top not in started

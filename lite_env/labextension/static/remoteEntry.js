@@ -8,22 +8,45 @@
 // kernel 0.8.6) makes its one kernel, which a site with several environments disables. The
 // classes and tokens come from the shared scope: the same objects every other plugin sees.
 // A page that started the default kernel's worker as it loaded (lite_env/early_start.py) left
-// it in `self.liteEnvEarlyKernel`: the first Pyodide kernel created with that worker's loader
-// and image (from this plugin or the Pyodide kernel's own) takes it instead of a new worker.
+// it in `self.liteEnvEarlyKernel` with the kernel's settings: the page's first Pyodide kernel
+// (from this plugin or the Pyodide kernel's own) takes it instead of a new worker if it has
+// those settings.
 (() => {
   const NAME = "@lite-env/kernels";
   const PLUGIN_ID = `${NAME}:kernels`;
   let shared = null;
 
-  /** The newest version of a shared package in the scope, as its module. */
-  async function use(key) {
-    const versions = shared?.[key];
-    if (!versions || Object.keys(versions).length === 0) {
-      throw new Error(`${NAME}: the page shares no ${key}`);
+  /** The newest version of a shared package in the scope that `accepts`, as its module. */
+  async function use(key, accepts = () => true) {
+    const versions = Object.keys(shared?.[key] ?? {}).filter(accepts);
+    if (versions.length === 0) {
+      throw new Error(`${NAME}: the page shares no ${key} that lite-env can use`);
     }
-    const newest = Object.keys(versions).sort(compareVersions).at(-1);
-    const factory = await versions[newest].get();
+    const newest = versions.sort(compareVersions).at(-1);
+    const factory = await shared[key][newest].get();
     return factory();
+  }
+
+  /** The Pyodide kernel's classes: the version its own plugin uses (it asks for ^0.8.6). */
+  function usePyodideKernel() {
+    const accepts = (v) => compareVersions(v, "0.8.6") >= 0 && compareVersions(v, "0.9.0") < 0;
+    return use("@jupyterlite/pyodide-kernel", accepts);
+  }
+
+  /** A kernel's loadPyodide options with their URLs resolved against the site's root, as
+   * the Pyodide kernel's own plugin resolves them. */
+  function resolveOptions(options, resolve) {
+    const resolved = { ...(options ?? {}) };
+    for (const [key, value] of Object.entries(resolved)) {
+      if (key.endsWith("URL") && typeof value === "string") resolved[key] = resolve(value);
+    }
+    return resolved;
+  }
+
+  /** Options as a string that compares equal for equal options. */
+  function optionsKey(options) {
+    const entries = Object.entries(options);
+    return JSON.stringify(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   function compareVersions(a, b) {
@@ -35,24 +58,29 @@
     return 0;
   }
 
-  /** Let the first kernel with the early worker's loader and image take that worker. */
-  function adoptEarlyWorker(PyodideKernel) {
+  /** Let the page's first Pyodide kernel take the worker the page started for it, if the
+   * kernel has the settings that worker started with; otherwise the worker is stopped (only
+   * the first kernel may take it, and a Python no kernel will use should not stay). */
+  function adoptEarlyWorker(PyodideKernel, resolve) {
     const stock = PyodideKernel.prototype.initWorker;
     if (stock.liteEnv) return;
+    const key = ({ pyodideUrl, loadPyodideOptions }) =>
+      optionsKey({ pyodideUrl, ...loadPyodideOptions });
     PyodideKernel.prototype.initWorker = Object.assign(
       function initWorker(options) {
         const early = self.liteEnvEarlyKernel;
-        const manifestURL = options.loadPyodideOptions?.liteEnvManifestURL;
-        if (
-          early?.worker &&
-          !crossOriginIsolated &&
-          early.pyodideUrl === options.pyodideUrl &&
-          early.manifestURL === manifestURL
-        ) {
-          const { worker } = early;
+        if (early?.worker) {
+          const { worker, settings } = early;
           early.worker = null;
-          early.adopted = true;
-          return worker;
+          const wanted = {
+            pyodideUrl: resolve(settings.pyodideUrl),
+            loadPyodideOptions: resolveOptions(settings.loadPyodideOptions, resolve),
+          };
+          if (!crossOriginIsolated && key(wanted) === key(options)) {
+            early.adopted = true;
+            return worker;
+          }
+          worker.terminate();
         }
         return stock.call(this, options);
       },
@@ -66,10 +94,13 @@
       use("@jupyterlite/apputils"),
       use("@jupyterlab/logconsole"),
       use("@jupyterlab/coreutils"),
-      use("@jupyterlite/pyodide-kernel"),
+      usePyodideKernel(),
     ]);
     const { PageConfig } = coreutils;
-    adoptEarlyWorker(pyodideKernel.PyodideKernel);
+    // URLs are relative to the site's root: JupyterLite resolves the ones at the top of a
+    // plugin's settings, not those inside its list of kernels or its options
+    const resolve = (url) => new URL(url, PageConfig.getBaseUrl()).href;
+    adoptEarlyWorker(pyodideKernel.PyodideKernel, resolve);
     return {
       id: PLUGIN_ID,
       description: "One Pyodide kernel per lite-env environment; the default one starts with the page.",
@@ -80,10 +111,6 @@
         const settings = JSON.parse(PageConfig.getOption("litePluginSettings") || "{}");
         const { kernels = [] } = settings[PLUGIN_ID] ?? {};
         const { contents, sessions } = app.serviceManager;
-        // URLs are relative to the site's root: JupyterLite resolves the ones at the top of a
-        // plugin's settings, not those inside its list of kernels
-        const baseUrl = PageConfig.getBaseUrl();
-        const resolve = (url) => new URL(url, baseUrl).href;
         const logger = async ({ payload, kernelId }) => {
           if (!loggers) return;
           let path = "";
@@ -93,12 +120,7 @@
           loggers.getLogger(path).log(payload);
         };
         for (const kernel of kernels) {
-          const loadPyodideOptions = { ...(kernel.loadPyodideOptions ?? {}) };
-          for (const [key, value] of Object.entries(loadPyodideOptions)) {
-            if (key.endsWith("URL") && typeof value === "string") {
-              loadPyodideOptions[key] = resolve(value);
-            }
-          }
+          const loadPyodideOptions = resolveOptions(kernel.loadPyodideOptions, resolve);
           kernelspecs.register({
             spec: {
               name: kernel.name,
