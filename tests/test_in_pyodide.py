@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from lite_env.in_pyodide import lazy_finder, snapshot_imports
+from lite_env.in_pyodide import compile_bytecode, lazy_finder, snapshot_imports
 from lite_env.pyodide_node import program
 
 
@@ -134,3 +134,17 @@ def test_a_program_is_its_source_and_a_call_of_its_main():
     code = program("snapshot_imports", modules=["textwrap"])
     assert code.endswith("\nmain(**{'modules': ['textwrap']})\n")
     compile(code, "snapshot_imports", "exec")
+
+
+def test_only_importable_standard_library_the_start_left_alone_leaves_the_zip():
+    started = {"json", "os", "bdb"}
+    lazy = compile_bytecode._lazy_member
+    assert lazy("fractions.py", started) and lazy("xml/dom/minidom.py", started)
+    # what the start imported stays whole, and what the finder could never import back
+    assert not lazy("json/decoder.py", started) and not lazy("bdb.py", started)
+    assert not lazy("_sysconfigdata__emscripten_wasm32-emscripten.py", started)
+    assert not lazy("README.txt", started)
+    # a hostile runtime's member names never leave the zip's folder
+    assert not lazy("../../escaped.py", started) and not lazy("/etc/evil.py", started)
+    assert not lazy("xml/../../escaped.py", started)
+
