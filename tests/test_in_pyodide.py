@@ -147,4 +147,3 @@ def test_only_importable_standard_library_the_start_left_alone_leaves_the_zip():
     # a hostile runtime's member names never leave the zip's folder
     assert not lazy("../../escaped.py", started) and not lazy("/etc/evil.py", started)
     assert not lazy("xml/../../escaped.py", started)
-
