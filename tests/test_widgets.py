@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lite_env.extensions import LABEXTENSIONS, kernel_extension
-from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_EXTENSION
+from lite_env.kernel import KERNEL_BOOTSTRAP, KERNEL_EXTENSION, KERNELS_EXTENSION
 from lite_env.pack import read_image
 from lite_env.pipeline import Build, build
 from lite_env.site_check import Notebook, open_notebook, run_cell, site_image
@@ -80,7 +80,10 @@ def _federated(site: Path) -> list[str]:
 def test_the_site_has_the_environment_extensions_and_the_kernels_only(built: Build):
     site = built.site.folder
     names = {e.name: e for e in built.extensions}
-    assert sorted(names) == sorted([KERNEL_EXTENSION, PLOTLY_EXTENSION, WIDGETS_EXTENSION])
+    # the kernel's, lite-env's kernels extension (which hands the kernel the page's early
+    # worker), the environment's
+    expected = [KERNEL_EXTENSION, KERNELS_EXTENSION, PLOTLY_EXTENSION, WIDGETS_EXTENSION]
+    assert sorted(names) == sorted(expected)
     assert sorted(_federated(site)) == sorted(names)
     assert names[WIDGETS_EXTENSION].package.startswith("jupyterlab-widgets ")
     assert names[PLOTLY_EXTENSION].package.startswith("plotly ")
