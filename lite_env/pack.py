@@ -300,12 +300,12 @@ def _stdlib_chunk(folder: Path, out_dir: Path, *, lazy: bool) -> Chunk:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+    inside = [path.partition("/lib-dynload/")[2] for path in entries]
+    if not all(inside):  # checked before anything is written
+        raise LiteEnvError(f"{folder}: standard library files outside lib-dynload/")
     chunk = _pack_entries(out_dir, (LAZY_STDLIB, "1", "0"), entries, set(), ())
     if not lazy:
         return chunk
-    inside = [path.partition("/lib-dynload/")[2] for path in entries]
-    if not all(inside):
-        raise LiteEnvError(f"{folder}: standard library files outside lib-dynload/")
     tops = {path.split("/")[0] for path in inside}
     modules = sorted(
         name for name in (top.removesuffix(".py") for top in tops) if name.isidentifier()

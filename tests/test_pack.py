@@ -211,3 +211,18 @@ def test_one_scanner_names_a_chunks_top_level_modules():
         "share/kitchen/tool.py",
     ]
     assert top_level_modules(paths) == ["fast", "kitchen", "six"]
+
+
+def test_standard_library_files_outside_lib_dynload_are_refused_before_anything_is_written(
+    tmp_path,
+):
+    from lite_env.errors import LiteEnvError
+    from lite_env.pack import _stdlib_chunk
+
+    (tmp_path / "stdlib" / "lib").mkdir(parents=True)
+    (tmp_path / "stdlib" / "lib" / "evil.py").write_text("")
+    (tmp_path / "image").mkdir()
+    for lazy in (True, False):
+        with pytest.raises(LiteEnvError, match="outside lib-dynload"):
+            _stdlib_chunk(tmp_path / "stdlib", tmp_path / "image", lazy=lazy)
+    assert not list((tmp_path / "image").iterdir())
